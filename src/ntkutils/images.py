@@ -1,0 +1,213 @@
+"""Images and noise: the shipped test images, the noise model ``y = x + n`` and PSNR.
+
+The images live in ``data/`` at the root of a source checkout and inside the installed
+package (``ntkutils/data``) when the package is installed from the repository (Colab), so
+nothing is downloaded at run time.  Their sources and licences are in ``data/README.md``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.color import rgb2gray
+from skimage.io import imread
+from skimage.metrics import peak_signal_noise_ratio
+from skimage.restoration import estimate_sigma as _skimage_estimate_sigma
+from skimage.transform import resize
+
+from ._checks import check_generator, check_image, check_positive
+
+__all__ = ["list_images", "load_image", "add_noise", "psnr", "estimate_sigma"]
+
+_GRAY_ONLY = {"camera", "grass", "brick"}
+
+
+def _data_dir() -> Path:
+    """The folder holding the shipped PNGs: the checkout's ``data/`` or the package's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "data", here / "data"):
+        if (candidate / "camera.png").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the course images were not found in data/ of a source checkout nor in the "
+        "installed package; reinstall ntkutils from the repository"
+    )
+
+
+def list_images() -> list[str]:
+    """Names of the test images shipped with the course.
+
+    Returns
+    -------
+    list of str
+        Sorted names accepted by :func:`load_image`.
+
+    Examples
+    --------
+    >>> list_images()
+    ['astronaut', 'brick', 'camera', 'chelsea', 'coffee', 'grass']
+    """
+    return sorted(p.stem for p in _data_dir().glob("*.png"))
+
+
+def load_image(
+    name: str, size: int | None = None, gray: bool = True, crop: int | None = None
+) -> torch.Tensor:
+    """Load a shipped test image as a float tensor in [0, 1].
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_images` (``camera``, ``grass`` and ``brick`` are gray;
+        ``astronaut``, ``coffee`` and ``chelsea`` are colour).
+    size : int, optional
+        Side of the square image returned, in pixels.  ``None`` keeps the stored
+        256 x 256.  Resizing is anti-aliased.
+    gray : bool
+        Return one channel (luminance of a colour image) when True, three when False.
+    crop : int, optional
+        Side, in stored pixels, of a centre crop taken before resizing: ``crop=64,
+        size=64`` is a 64 x 64 detail at full resolution, ``size=64`` alone the whole
+        image shrunk.  ``None`` keeps the whole image.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, H, W)`` float32 tensor with ``C = 1`` (gray) or ``3`` and ``H = W = size``.
+
+    Examples
+    --------
+    >>> x = load_image("camera", size=64)
+    >>> tuple(x.shape), x.dtype, bool(0 <= x.min() and x.max() <= 1)
+    ((1, 64, 64), torch.float32, True)
+    >>> tuple(load_image("coffee", size=32, gray=False).shape)
+    (3, 32, 32)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, one of {list_images()}, got {name!r}")
+    names = list_images()
+    if name not in names:
+        raise ValueError(f"name must be one of {names}, got {name!r}")
+    if not gray and name in _GRAY_ONLY:
+        raise ValueError(f"gray=False asks for colour, but {name!r} is a gray image")
+    img = imread(_data_dir() / f"{name}.png").astype(np.float64) / 255.0  # (H, W[, 3])
+    side = img.shape[0]
+    if crop is not None:
+        check_positive(crop, "crop", integer=True)
+        if crop > side:
+            raise ValueError(f"crop must be at most {side} (the stored size), got {crop}")
+        top = (side - crop) // 2
+        img = img[top:top + crop, top:top + crop]
+    if size is not None:
+        check_positive(size, "size", integer=True)
+        if img.shape[0] != size:
+            img = resize(img, (size, size), anti_aliasing=True)
+    if img.ndim == 3 and gray:
+        img = rgb2gray(img)  # (H, W)
+    img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)  # (C, H, W)
+    return torch.from_numpy(np.clip(img, 0.0, 1.0).astype(np.float32))
+
+
+def add_noise(
+    x: torch.Tensor,
+    sigma: float,
+    generator: torch.Generator | None = None,
+    clip: bool = False,
+) -> torch.Tensor:
+    """Add white Gaussian noise: ``y = x + n`` with ``n ~ N(0, sigma^2 I)``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Clean image ``(C, H, W)`` in [0, 1].
+    sigma : float
+        Noise standard deviation on the [0, 1] scale (``25 / 255`` is "sigma = 25").
+    generator : torch.Generator, optional
+        Source of randomness; pass a seeded one for reproducible noise.
+    clip : bool
+        Clip ``y`` to [0, 1] (the deep image prior's notebooks do).  The course keeps the
+        default ``False``: the theory's model is ``y = x + n`` with Gaussian ``n``.
+
+    Returns
+    -------
+    torch.Tensor
+        Noisy image ``y``, same shape, dtype and device as ``x``.
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 100, 100)
+    >>> y = add_noise(x, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> round(float(y.std()), 2)
+    0.1
+    """
+    check_image(x, "x")
+    check_positive(sigma, "sigma")
+    check_generator(generator)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    y = x + sigma * noise.to(x.device)
+    return y.clamp(0.0, 1.0) if clip else y
+
+
+def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of an estimate of an image in [0, 1].
+
+    Parameters
+    ----------
+    x_hat : torch.Tensor
+        Estimate, any shape (values outside [0, 1] are scored as they are).
+    x : torch.Tensor
+        Clean reference, same shape, values in [0, 1].
+
+    Returns
+    -------
+    float
+        ``10 log10(1 / MSE)``, computed by
+        :func:`skimage.metrics.peak_signal_noise_ratio` with ``data_range=1``.
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 4, 4)
+    >>> round(psnr(x + 0.1, x), 6)
+    20.0
+    """
+    if not isinstance(x_hat, torch.Tensor) or not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"x_hat and x must be torch.Tensor, got {type(x_hat).__name__} and "
+            f"{type(x).__name__}"
+        )
+    if x_hat.shape != x.shape:
+        raise ValueError(
+            f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} and "
+            f"{tuple(x.shape)}"
+        )
+    ref = x.detach().cpu().double().numpy()
+    est = x_hat.detach().cpu().double().numpy()
+    return float(peak_signal_noise_ratio(ref, est, data_range=1.0))
+
+
+def estimate_sigma(y: torch.Tensor) -> float:
+    """Estimate the noise standard deviation of a noisy image.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        Noisy image ``(C, H, W)``.
+
+    Returns
+    -------
+    float
+        Estimated ``sigma`` on the [0, 1] scale (averaged over channels), from the
+        wavelet-based robust median estimator of Donoho & Johnstone as implemented in
+        :func:`skimage.restoration.estimate_sigma`.
+
+    Examples
+    --------
+    >>> x = load_image("camera", size=128)
+    >>> y = add_noise(x, 25 / 255, generator=torch.Generator().manual_seed(0))
+    >>> abs(estimate_sigma(y) - 25 / 255) < 0.01
+    True
+    """
+    check_image(y, "y")
+    img = y.detach().cpu().double().numpy().transpose(1, 2, 0)  # (H, W, C)
+    return float(_skimage_estimate_sigma(img, channel_axis=-1, average_sigmas=True))
