@@ -1,0 +1,303 @@
+"""Figures of the book: images side by side, filter weights, curves, log-log slopes.
+
+Plotting only reads results: nothing here computes a kernel or trains a network.  Every
+figure has an opaque white background (readable in the book's dark mode) and labelled axes.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+__all__ = [
+    "use_book_style",
+    "to_numpy_image",
+    "show_images",
+    "plot_filter_weights",
+    "plot_psnr_curves",
+    "fit_loglog_slope",
+    "plot_loglog",
+]
+
+
+def use_book_style() -> None:
+    """Set the matplotlib defaults every chapter uses (white background, readable fonts).
+
+    Examples
+    --------
+    >>> use_book_style()
+    >>> mpl.rcParams["figure.facecolor"]
+    'white'
+    """
+    mpl.rcParams.update({
+        "figure.facecolor": "white",
+        "savefig.facecolor": "white",
+        "axes.facecolor": "white",
+        "figure.dpi": 100,
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "image.interpolation": "nearest",
+    })
+
+
+def to_numpy_image(img: torch.Tensor) -> np.ndarray:
+    """A ``(C, H, W)`` tensor as an array for ``imshow``, clipped to [0, 1].
+
+    Parameters
+    ----------
+    img : torch.Tensor
+        ``(C, H, W)`` with ``C`` = 1 or 3, or ``(H, W)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` for gray, ``(H, W, 3)`` for colour.
+
+    Examples
+    --------
+    >>> to_numpy_image(torch.full((3, 2, 2), 2.0)).shape
+    (2, 2, 3)
+    """
+    arr = img.detach().cpu().double().clamp(0.0, 1.0).numpy()
+    if arr.ndim == 3:
+        arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)  # (H, W[, 3])
+    return arr
+
+
+def show_images(
+    images: Sequence[torch.Tensor],
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int | None = None,
+    size: float = 2.6,
+    suptitle: str | None = None,
+) -> Figure:
+    """Show images side by side (gray or colour), values clipped to [0, 1].
+
+    Parameters
+    ----------
+    images : sequence of torch.Tensor
+        Each ``(C, H, W)`` in [0, 1].
+    titles : sequence of str, optional
+        One per image (put the PSNR here).
+    ncols : int, optional
+        Images per row; all in one row by default.
+    size : float
+        Inches per panel.
+    suptitle : str, optional
+        A title over the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = show_images([torch.zeros(1, 4, 4), torch.ones(3, 4, 4)], ["a", "b"])
+    >>> len(fig.axes)
+    2
+    >>> plt.close(fig)
+    """
+    n = len(images)
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(to_numpy_image(images[k]), cmap="gray", vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[k])
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filter_weights(
+    weights: torch.Tensor,
+    pixel: tuple[int, int],
+    *,
+    ax: plt.Axes | None = None,
+    title: str = "",
+    signed: bool = True,
+) -> plt.Axes:
+    """Show one pixel's filter weights over the image, the pixel marked with a cross.
+
+    Parameters
+    ----------
+    weights : torch.Tensor
+        ``(H, W)`` weights of the pixel (a row of a filter matrix, reshaped).
+    pixel : (int, int)
+        ``(row, col)`` of the pixel.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    title : str
+        Panel title.
+    signed : bool
+        Diverging colour map centred at 0 (red positive, blue negative) when True;
+        a sequential map from 0 when False (non-local-means weights are never negative).
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> ax = plot_filter_weights(torch.eye(5), (2, 2))
+    >>> plt.close(ax.figure)
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    w = weights.detach().cpu().double().numpy()
+    if signed:
+        lim = float(np.abs(w).max()) or 1.0
+        im = ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    else:
+        im = ax.imshow(w, cmap="magma", vmin=0)
+    ax.plot(pixel[1], pixel[0], marker="x", color="lime", markersize=8, mew=2)
+    ax.set_title(title)
+    ax.axis("off")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def plot_psnr_curves(
+    steps: Sequence[int] | torch.Tensor,
+    curves: Mapping[str, Sequence[float] | torch.Tensor],
+    *,
+    ax: plt.Axes | None = None,
+    noisy_psnr: float | None = None,
+    xlabel: str = "iteration t",
+    logx: bool = False,
+) -> plt.Axes:
+    """PSNR against iterations for several methods, best step of each marked.
+
+    Parameters
+    ----------
+    steps : sequence of int
+        The iterations at which the curves were recorded (shared by all curves).
+    curves : mapping str -> sequence of float
+        PSNR in dB per label.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    noisy_psnr : float, optional
+        Draws the PSNR of the noisy image as a dashed line.
+    xlabel : str
+        Label of the horizontal axis.
+    logx : bool
+        Logarithmic iteration axis.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> ax = plot_psnr_curves([0, 1, 2], {"GD": [10.0, 12.0, 11.0]}, noisy_psnr=9.0)
+    >>> plt.close(ax.figure)
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    t = np.asarray(torch.as_tensor(steps).cpu())
+    for label, values in curves.items():
+        v = np.asarray(torch.as_tensor(values).cpu(), dtype=float)
+        (line,) = ax.plot(t, v, label=label)
+        best = int(np.nanargmax(v))
+        ax.plot(t[best], v[best], "o", color=line.get_color())
+    if noisy_psnr is not None:
+        ax.axhline(noisy_psnr, color="gray", ls="--", lw=1, label="noisy input")
+    if logx:
+        ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def fit_loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of ``log y`` against ``log x``.
+
+    Parameters
+    ----------
+    x, y : sequence of float
+        Positive values, same length (at least 2).
+
+    Returns
+    -------
+    float
+        The exponent ``a`` of the best fit ``y ~ b x^a``.
+
+    Examples
+    --------
+    >>> round(fit_loglog_slope([1, 10, 100], [1.0, 0.1, 0.01]), 6)
+    -1.0
+    """
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    if lx.shape != ly.shape or lx.size < 2:
+        raise ValueError(f"x and y must have the same length >= 2, got {lx.size} and {ly.size}")
+    if not (np.isfinite(lx).all() and np.isfinite(ly).all()):
+        raise ValueError("x and y must be positive and finite")
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def plot_loglog(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    *,
+    ax: plt.Axes | None = None,
+    reference_slopes: Mapping[str, float] | None = None,
+    xlabel: str = "channels c",
+    ylabel: str = "",
+) -> dict[str, float]:
+    """Log-log plot of several series with their fitted slopes in the legend.
+
+    Parameters
+    ----------
+    x : sequence of float
+        Shared horizontal values (e.g. widths).
+    series : mapping str -> sequence of float
+        One positive series per label.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    reference_slopes : mapping str -> float, optional
+        Reference slopes (e.g. the poster's) drawn as dotted lines through each series'
+        first point, keyed like ``series``.
+    xlabel, ylabel : str
+        Axis labels.
+
+    Returns
+    -------
+    dict str -> float
+        The fitted slope of each series.
+
+    Examples
+    --------
+    >>> slopes = plot_loglog([1, 2, 4], {"a": [1.0, 0.5, 0.25]})
+    >>> round(slopes["a"], 3)
+    -1.0
+    >>> plt.close("all")
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.2))
+    xs = np.asarray(x, dtype=float)
+    slopes = {}
+    for label, values in series.items():
+        ys = np.asarray(values, dtype=float)
+        slopes[label] = fit_loglog_slope(xs, ys)
+        (line,) = ax.loglog(xs, ys, "o-", label=f"{label} (slope {slopes[label]:.2f})")
+        if reference_slopes and label in reference_slopes:
+            a = reference_slopes[label]
+            ax.loglog(xs, ys[0] * (xs / xs[0]) ** a, ":", color=line.get_color(),
+                      label=f"slope {a:g} (reference)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return slopes
