@@ -53,7 +53,9 @@ def explore(
 
     Examples
     --------
-    >>> w = explore(lambda t: plt.plot([0, t]), [1, 2, 3], description="t")
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # outside a notebook
+    ...     w = explore(lambda t: plt.plot([0, t]), [1, 2, 3], description="t")
     >>> type(w).__name__
     'VBox'
     """
