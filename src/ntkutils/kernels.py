@@ -1,0 +1,551 @@
+"""The neural tangent kernel of a CNN: closed form (infinite width) and empirical (finite width).
+
+Closed form: the single-hidden-layer CNN's kernel is an arc-cosine kernel on the patches of the
+network input; deeper "vanilla" CNNs follow the convolutional NTK recursion.  Empirical: the
+Gram matrix ``J J^T`` of a network's Jacobian, computed with :mod:`torch.func`, or from feature
+products for the single-hidden-layer CNN.
+
+The parameterisation shared with :mod:`ntkutils.networks` (NTK parameterisation, zero padding,
+no bias): for an input ``u`` of shape ``(C, H, W)``, patch size ``k`` and ``d = C k^2``,
+
+    z_{o,i} = c^{-1/2} sum_h a_{o,h} relu(d^{-1/2} <w_h, P_i(u)>),   a, w ~ N(0, 1),
+
+where ``P_i(u)`` is the zero-padded ``k x k x C`` patch centred at pixel ``i``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_image, check_patch_size, check_positive, check_tensor
+
+__all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
+
+_WORK_BYTES = 2**28  # memory for the temporaries of one chunk (about 256 MB)
+
+
+def _check_index(value, name: str, size: int) -> torch.Tensor:
+    """A 1-D integer tensor of indices in ``[0, size)``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a 1-D torch.LongTensor of indices, got "
+                        f"{type(value).__name__}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of indices, got dtype {value.dtype}")
+    if value.ndim != 1 or value.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}")
+    lo, hi = int(value.min()), int(value.max())
+    if lo < 0 or hi >= size:
+        raise ValueError(f"{name} must hold indices in [0, {size}), got values in [{lo}, {hi}]")
+    return value.long()
+
+
+def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """The zero-padded patches of an image, one row per pixel.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (C, H, W)
+        Image (real floating point), ``C`` = 1 or 3.
+    patch_size : int
+        Odd side ``k`` of the square patch, at most ``min(H, W)``.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, C * k * k)
+        Row ``i = row * W + col`` is the patch ``P_i(u)`` centred at pixel ``i``, flattened in
+        the order (channel, patch row, patch column) of a ``Conv2d`` weight ``(c, C, k, k)``.
+
+    Notes
+    -----
+    ``P_i(u)[c, a, b] = u[c, row + a - k//2, col + b - k//2]``, zero outside the image, so that
+    ``conv2d(u, w, padding=k//2)`` at pixel ``i`` equals ``<w.flatten(), P_i(u)>``.
+
+    Examples
+    --------
+    >>> u = torch.arange(9.0).reshape(1, 3, 3)
+    >>> extract_patches(u, 3)[4]  # the centre pixel sees the whole image
+    tensor([0., 1., 2., 3., 4., 5., 6., 7., 8.])
+    >>> extract_patches(u, 3)[0]  # the corner pixel sees zero padding
+    tensor([0., 0., 0., 0., 0., 1., 0., 3., 4.])
+    """
+    u = check_image(u, "u")
+    k = check_patch_size(patch_size, "patch_size", image_shape=tuple(u.shape[1:]))
+    cols = F.unfold(u[None], kernel_size=k, padding=k // 2)  # (1, C*k*k, n)
+    return cols[0].T  # (n, C*k*k)
+
+
+def _cho_saul(gram: torch.Tensor, norm_prod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arc-cosine kernels ``(k0, k1)`` from inner products and products of norms (elementwise)."""
+    positive = norm_prod > 0
+    cos = torch.where(positive, gram / torch.where(positive, norm_prod, 1.0), 0.0)
+    phi = torch.arccos(cos.clamp(-1.0, 1.0))
+    k0 = torch.where(positive, 1.0 - phi / math.pi, 0.0)
+    k1 = norm_prod * (torch.sin(phi) + (math.pi - phi) * torch.cos(phi)) / math.pi
+    return k0, k1
+
+
+def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor:
+    """Arc-cosine kernel of degree 0 or 1 between the rows of two matrices (Cho & Saul, 2009).
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape (n, p)
+    Y : torch.Tensor, shape (m, p)
+        Real floating tensors with the same number of columns.
+    degree : {0, 1}
+        0: the step function's kernel; 1: the ReLU's kernel.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, m)
+        ``k_degree(X[i], Y[j])``; 0 where either row is zero (never NaN).
+
+    Notes
+    -----
+    With ``phi`` the angle between ``x`` and ``y`` (cosine clamped into [-1, 1]),
+
+        k_0(x, y) = 1 - phi / pi,
+        k_1(x, y) = |x| |y| (sin phi + (pi - phi) cos phi) / pi,
+
+    Cho & Saul's normalisation, in which ``k_1(x, x) = |x|^2``.  For ``w ~ N(0, I_p)``:
+    ``E[relu(w.x) relu(w.y)] = k_1(x, y) / 2`` and ``E[1{w.x > 0} 1{w.y > 0}] = k_0(x, y) / 2``.
+    A zero row gives 0 in both (``relu'(0) = 0``, as in PyTorch).
+
+    References
+    ----------
+    Y. Cho and L. K. Saul, "Kernel methods for deep learning", NeurIPS 2009.
+
+    Examples
+    --------
+    >>> X = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    >>> arccos_kernel(X, X, 0)
+    tensor([[1.0000, 0.5000, 0.0000],
+            [0.5000, 1.0000, 0.0000],
+            [0.0000, 0.0000, 0.0000]])
+    >>> torch.diag(arccos_kernel(X, X, 1))
+    tensor([1., 4., 0.])
+    """
+    X = check_tensor(X, "X", ndim=2)
+    Y = check_tensor(Y, "Y", ndim=2)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X and Y must have the same number of columns, got shapes "
+                         f"{tuple(X.shape)} and {tuple(Y.shape)}")
+    if degree not in (0, 1) or isinstance(degree, bool):
+        raise ValueError(f"degree must be 0 or 1, got {degree!r}")
+    norm_prod = X.norm(dim=1)[:, None] * Y.norm(dim=1)[None, :]  # (n, m)
+    return _cho_saul(X @ Y.T, norm_prod)[degree]
+
+
+def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """Closed-form single-hidden-layer NTK between patch rows ``P`` (n, d) and ``Q`` (m, d)."""
+    n, d = P.shape
+    out = P.new_empty(n, Q.shape[0])  # (n, m)
+    p_norm, q_norm = P.norm(dim=1), Q.norm(dim=1)
+    tiny = torch.finfo(P.dtype).tiny
+    step = max(1, _WORK_BYTES // (4 * P.element_size() * Q.shape[0]))
+    for s in range(0, n, step):
+        norm_prod = torch.outer(p_norm[s:s + step], q_norm)  # (r, m)
+        cos = (P[s:s + step] @ Q.T).div_(norm_prod.clamp(min=tiny)).clamp_(-1.0, 1.0)
+        phi = torch.arccos(cos)  # (r, m); a zero patch gives cos = 0 and norm_prod = 0
+        theta = (math.pi - phi).mul_(cos).mul_(2.0).add_(phi.sin_())
+        out[s:s + step] = theta.mul_(norm_prod).div_(2 * math.pi * d)
+    return out
+
+
+def _relu_duals(sigma, var1, var2):
+    """``E[relu relu]`` and ``E[relu' relu']`` for a centred Gaussian pair (elementwise)."""
+    k0, k1 = _cho_saul(sigma, torch.sqrt(var1 * var2))
+    return k1 / 2, k0 / 2
+
+
+def _window_average(T: torch.Tensor, k: int, H: int, W: int) -> torch.Tensor:
+    """``S[b, p, t] = k^-2 sum_D T[b, p + D, t + D]`` over the ``k x k`` offsets ``D``.
+
+    ``T`` has shape (b, H, W, h2, w2): first point ``p`` on the image grid (zero outside it),
+    second point ``t`` on a window that shrinks by ``k // 2`` on each side.
+    """
+    a = k // 2
+    b, _, _, h2, w2 = T.shape
+    padded = T.new_zeros(b, H + 2 * a, W + 2 * a, h2, w2)  # (b, H+2a, W+2a, h2, w2)
+    padded[:, a:a + H, a:a + W] = T
+    out = T.new_zeros(b, H, W, h2 - 2 * a, w2 - 2 * a)
+    for dr in range(k):
+        for dc in range(k):
+            out += padded[:, dr:dr + H, dc:dc + W, dr:dr + h2 - 2 * a, dc:dc + w2 - 2 * a]
+    return out / k**2
+
+
+def _cntk_windows(P_ext, diag_ext, corners, size, H, W, k, depth):
+    """Depth-``L`` CNTK between every pixel and the centres of windows of the extended grid.
+
+    ``P_ext`` (He, We, d): patches on the image grid extended by ``R = (depth - 1) (k // 2)``
+    on each side; ``diag_ext[h]`` (He, We): ``Sigma^(h+1)(q, q)``, zero outside the image;
+    ``corners`` (b, 2): top-left corners of windows of ``size = (h2, w2)`` on that grid.
+    Returns (b, H, W, h2 - 2R, w2 - 2R).
+    """
+    h2, w2 = size
+    d = P_ext.shape[-1]
+    rr = corners[:, 0, None] + torch.arange(h2, device=corners.device)  # (b, h2)
+    cc = corners[:, 1, None] + torch.arange(w2, device=corners.device)  # (b, w2)
+    R = (depth - 1) * (k // 2)
+    P = P_ext[R:R + H, R:R + W].reshape(H * W, d)  # (n, d)
+    Q = P_ext[rr[:, :, None], cc[:, None, :]]  # (b, h2, w2, d)
+    sigma = torch.einsum("nd,bijd->bnij", P, Q) / d  # (b, n, h2, w2)
+    sigma = sigma.reshape(-1, H, W, h2, w2)  # (b, H, W, h2, w2)
+    theta = sigma
+    for h in range(depth):
+        var1 = diag_ext[h][R:R + H, R:R + W][None, :, :, None, None]  # (1, H, W, 1, 1)
+        lo_r, lo_c = h * (k // 2), h * (k // 2)
+        hh, ww = sigma.shape[-2:]
+        var2 = diag_ext[h][rr[:, lo_r:lo_r + hh, None], cc[:, None, lo_c:lo_c + ww]]
+        var2 = var2[:, None, None]  # (b, 1, 1, hh, ww); zero outside the image
+        K, K_dot = _relu_duals(sigma, var1, var2)
+        if h == depth - 1:
+            return K + K_dot * theta  # 1x1 read-out layer
+        sigma = _window_average(K, k, H, W)
+        theta = _window_average(K + K_dot * theta, k, H, W)
+    raise AssertionError("unreachable")
+
+
+def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> torch.Tensor:
+    """Depth >= 2 CNTK, full ``(n, n)`` (row bands of columns) or ``(n, m)``."""
+    C, H, W = u.shape
+    n, d, a = H * W, C * k * k, k // 2
+    R = (depth - 1) * a
+    u_ext = F.pad(u, (R, R, R, R))  # (C, H+2R, W+2R)
+    He, We = H + 2 * R, W + 2 * R
+    P_ext = F.unfold(u_ext[None], k, padding=a)[0].T.reshape(He, We, d)  # (He, We, d)
+    var = (P_ext[R:R + H, R:R + W] ** 2).sum(-1) / d  # (H, W): Sigma^(1)(p, p)
+    diag_ext = []
+    for _ in range(depth):
+        diag_ext.append(F.pad(var, (R, R, R, R)))  # (He, We), zero outside the image
+        var = F.avg_pool2d((var / 2)[None, None], k, 1, a, count_include_pad=True)[0, 0]
+    per_point = n * u.element_size() * 8  # bytes per second point in the temporaries
+    if columns is None:
+        out = u.new_empty(n, n)  # (n, n)
+        band = max(1, _WORK_BYTES // (per_point * We) - 2 * R)
+        for r0 in range(0, H, band):
+            hb = min(band, H - r0)
+            corners = torch.tensor([[r0, 0]], device=u.device)
+            block = _cntk_windows(P_ext, diag_ext, corners, (hb + 2 * R, We), H, W, k, depth)
+            out[:, r0 * W:(r0 + hb) * W] = block.reshape(n, hb * W)  # (n, hb*W)
+        return out
+    m = columns.numel()
+    out = u.new_empty(n, m)  # (n, m)
+    corners = torch.stack([columns // W, columns % W], dim=1)  # (m, 2), centre + R - R
+    step = max(1, _WORK_BYTES // (per_point * (2 * R + 1) ** 2))
+    for s in range(0, m, step):
+        block = _cntk_windows(P_ext, diag_ext, corners[s:s + step], (2 * R + 1,) * 2,
+                              H, W, k, depth)
+        out[:, s:s + step] = block.reshape(-1, n).T  # (n, b)
+    return out
+
+
+def ntk_closed_form(
+    u: torch.Tensor,
+    patch_size: int = 3,
+    depth: int = 1,
+    *,
+    columns: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+    max_bytes: int = 2**31,
+) -> torch.Tensor:
+    """The infinite-width NTK of the vanilla CNN with ``depth`` hidden layers, for input ``u``.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (C, H, W)
+        Network input (the noisy image, or noise), ``C`` = 1 or 3; ``n = H * W``.
+    patch_size : int, default 3
+        Odd side ``k`` of every convolution filter.
+    depth : int, default 1
+        Number of ``k x k`` convolution + ReLU layers before the 1x1 read-out.  ``depth = 1`` is
+        the single-hidden-layer CNN of the theory; the receptive field is
+        ``depth (k - 1) + 1`` pixels wide.
+    columns : torch.LongTensor, shape (m,), optional
+        Pixel indices ``j``: return only ``Theta[:, columns]``, without forming ``(n, n)``
+        (what a Nyström approximation needs).
+    dtype : torch.dtype, default torch.float64
+        Dtype of the computation and of the result; the device follows ``u``.
+    max_bytes : int, default 2**31
+        Refuse (``ValueError``) to return a result larger than this many bytes.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, n), or (n, m) with ``columns``
+        ``Theta[i, j]``, the same kernel for every output channel (cross-channel blocks vanish
+        at infinite width).  Rows and columns are pixels ``i = row * W + col``.
+
+    Notes
+    -----
+    ``depth = 1``, with ``u_i = P_i(u)`` the ``k x k x C`` patch (``d = C k^2``) and
+    ``phi`` the angle between ``u_i`` and ``u_j`` (see :func:`arccos_kernel`)::
+
+        Theta_ij = (k_1(u_i, u_j) + <u_i, u_j> k_0(u_i, u_j)) / (2 d)
+                 = |u_i| |u_j| (sin phi + 2 (pi - phi) cos phi) / (2 pi d),
+
+    the read-out weights' term plus the hidden weights' term; a zero patch gives 0.
+
+    ``depth = L >= 2`` (the CNTK of Arora et al. in the NTK parameterisation of
+    :mod:`ntkutils.networks`: fan-in scaling ``(c k^2)^{-1/2}``, ReLU, zero padding, no bias).
+    For pixels ``p, q`` and ``k x k`` offsets ``D`` (terms with ``p + D`` or ``q + D``
+    outside the image are 0)::
+
+        Sigma^(1)(p, q) = Theta^(1)(p, q) = <u_p, u_q> / d
+        K^(h)      = E[relu(g_p) relu(g_q)],  Kdot^(h) = E[relu'(g_p) relu'(g_q)],
+                     (g_p, g_q) ~ N(0, Sigma^(h) restricted to {p, q}): k_1 / 2 and k_0 / 2
+        Sigma^(h+1)(p, q) = k^-2 sum_D K^(h)(p + D, q + D)
+        Theta^(h+1)(p, q) = k^-2 sum_D [K^(h) + Kdot^(h) Theta^(h)](p + D, q + D)
+        Theta(p, q)       = K^(L)(p, q) + Kdot^(L)(p, q) Theta^(L)(p, q)   (1x1 read-out)
+
+    The average over ``D`` (not a sum) is the fan-in scaling: each of the ``c k^2`` inputs of a
+    unit contributes ``1 / (c k^2)`` of the same expectation.  The recursion couples only pairs
+    shifted together, ``(p + D, q + D)``, so column ``q`` needs the first point everywhere and
+    the second point within ``R = (L - 1)(k // 2)`` of ``q``: with ``columns`` the work and
+    memory are ``O(n m (2R + 1)^2)``, in chunks of columns; the full kernel is computed in
+    bands of columns.  Cost of the full kernel: about ``L k^2`` operations per entry.
+
+    Colour input: patches are ``k x k x C``, ``d = C k^2``, and one kernel serves all ``C``
+    output channels (``Theta kron I_C``).
+
+    References
+    ----------
+    A. Jacot, F. Gabriel and C. Hongler, "Neural tangent kernel", NeurIPS 2018.
+    S. Arora et al., "On exact computation with an infinitely wide neural net", NeurIPS 2019.
+    J. Tachella, J. Tang and M. Davies, "The neural tangent link between CNN denoisers and
+    non-local filters", CVPR 2021.
+
+    Examples
+    --------
+    >>> u = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> ntk = ntk_closed_form(u, patch_size=3)
+    >>> ntk.shape, ntk.dtype
+    (torch.Size([64, 64]), torch.float64)
+    >>> cols = ntk_closed_form(u, 3, depth=2, columns=torch.tensor([0, 27]))
+    >>> cols.shape
+    torch.Size([64, 2])
+    """
+    u = check_image(u, "u")
+    k = check_patch_size(patch_size, "patch_size", image_shape=tuple(u.shape[1:]))
+    depth = check_positive(depth, "depth", integer=True)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    max_bytes = check_positive(max_bytes, "max_bytes", integer=True)
+    C, H, W = u.shape
+    n = H * W
+    if columns is not None:
+        columns = _check_index(columns, "columns", n).to(u.device)
+    m = n if columns is None else columns.numel()
+    size = n * m * torch.empty((), dtype=dtype).element_size()
+    if size > max_bytes:
+        raise ValueError(
+            f"the requested kernel of a {H}x{W} image is {n} x {m} = {size / 2**30:.2f} GiB, "
+            f"more than max_bytes = {max_bytes} ({max_bytes / 2**30:.2f} GiB); ask for a few "
+            f"columns with columns=... (e.g. Nystrom landmarks) or raise max_bytes"
+        )
+    u = u.to(dtype)
+    if depth == 1:
+        P = extract_patches(u, k)  # (n, d)
+        return _ntk_depth1(P, P if columns is None else P[columns])
+    return _cntk(u, k, depth, columns)
+
+
+def _is_single_layer_cnn(model: nn.Module) -> bool:
+    """Whether ``model`` has the structure documented in :mod:`ntkutils.networks`."""
+    hidden, readout = getattr(model, "hidden", None), getattr(model, "readout", None)
+    if not (isinstance(hidden, nn.Conv2d) and isinstance(readout, nn.Conv2d)):
+        return False
+    k = hidden.kernel_size[0]
+    return (
+        isinstance(getattr(model, "scale_hidden", None), (int, float))
+        and isinstance(getattr(model, "scale_readout", None), (int, float))
+        and type(hidden).forward is nn.Conv2d.forward
+        and type(readout).forward is nn.Conv2d.forward
+        and hidden.kernel_size == (k, k) and k % 2 == 1
+        and hidden.padding == (k // 2, k // 2) and hidden.padding_mode == "zeros"
+        and hidden.stride == (1, 1) and hidden.dilation == (1, 1) and hidden.groups == 1
+        and readout.kernel_size == (1, 1) and readout.stride == (1, 1)
+        and readout.groups == 1 and readout.in_channels == hidden.out_channels
+    )
+
+
+def _ntk_structured(model, u, output_channel, rows, diagonal):
+    """Exact finite-width NTK of the single-hidden-layer CNN from feature products."""
+    hidden, readout = model.hidden, model.readout
+    s_h, s_r = float(model.scale_hidden), float(model.scale_readout)
+    k = hidden.kernel_size[0]
+    P = F.unfold(u[None], k, padding=k // 2)[0].T  # (n, d)
+    grad_cols = []  # d g_h / d (w_h, b_h) = s_h (P_i, 1), for the trainable ones
+    if hidden.weight.requires_grad:
+        grad_cols.append(P)
+    if hidden.bias is not None and hidden.bias.requires_grad:
+        grad_cols.append(P.new_ones(P.shape[0], 1))
+    P_grad = torch.cat(grad_cols, dim=1) if grad_cols else None  # (n, d or d+1)
+    w = hidden.weight.detach().to(u).reshape(hidden.out_channels, -1)  # (c, d)
+    b = None if hidden.bias is None else hidden.bias.detach().to(u)  # (c,)
+    a2 = readout.weight.detach().to(u)[output_channel, :, 0, 0] ** 2  # (c,)
+    sel = slice(None) if rows is None else rows
+    n, m = P.shape[0], P.shape[0] if rows is None else rows.numel()
+    out = u.new_zeros(m) if diagonal else u.new_zeros(m, n)
+    if P_grad is not None:
+        gram = (P_grad[sel] ** 2).sum(1) if diagonal else P_grad[sel] @ P_grad.T  # (m,) | (m, n)
+    step = max(1, _WORK_BYTES // (4 * u.element_size() * n))
+    for h0 in range(0, w.shape[0], step):  # chunks of hidden units
+        g = s_h * (P @ w[h0:h0 + step].T)  # (n, cc) pre-activations
+        if b is not None:
+            g = g + s_h * b[h0:h0 + step]
+        feat, slope = torch.relu(g), (g > 0).to(u.dtype)  # (n, cc) each
+        if readout.weight.requires_grad:  # d z / d a_h = s_r relu(g_h)
+            out += (feat[sel] ** 2).sum(1) if diagonal else feat[sel] @ feat.T
+        if P_grad is not None:
+            # d z / d w_h = s_r a_h relu'(g_h) s_h P_i
+            wslope = slope[sel] * a2[h0:h0 + step]  # (m, cc)
+            inner = (wslope * slope[sel]).sum(1) if diagonal else wslope @ slope.T
+            out += s_h**2 * inner * gram
+    out *= s_r**2
+    if readout.bias is not None and readout.bias.requires_grad:
+        out += s_r**2  # d z / d bias_o = s_r
+    return out
+
+
+def ntk_empirical(
+    model: nn.Module,
+    u: torch.Tensor,
+    *,
+    output_channel: int = 0,
+    rows: torch.Tensor | None = None,
+    diagonal: bool = False,
+    chunk_size: int = 32,
+    method: str = "auto",
+) -> torch.Tensor:
+    """The empirical (finite-width) NTK ``J J^T`` of one output channel of a network.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps a batch ``(1, C, H, W)`` to ``(1, C_out, H', W')``, ``n = H' W'``.  It is used as
+        it is (call ``model.eval()`` first if it has batch norm); it is not modified.
+    u : torch.Tensor, shape (C, H, W)
+        Network input.  The computation runs in ``u``'s dtype and device: the parameters
+        are cast (on the fly, not in place) to them.
+    output_channel : int, default 0
+        Which output channel ``o`` the kernel is of.
+    rows : torch.LongTensor, shape (m,), optional
+        Return only these rows ``Theta[rows, :]`` (or diagonal entries).
+    diagonal : bool, default False
+        Return only the diagonal ``Theta_ii = |J_i|^2`` (at ``rows`` if given).
+    chunk_size : int, default 32
+        Rows of ``J`` computed together by the generic method; memory grows linearly with
+        it (about ``chunk_size`` x (parameters + activations of one forward pass) numbers).
+    method : {"auto", "generic", "structured"}, default "auto"
+        ``"generic"``: :mod:`torch.func` for any model.  ``"structured"``: exact feature
+        products for the single-hidden-layer CNN of
+        :func:`ntkutils.networks.build_single_layer_cnn` (a module with ``hidden`` and
+        ``readout`` ``Conv2d`` layers, ``scale_hidden`` and ``scale_readout`` and
+        ``forward(u) = scale_readout * readout(relu(scale_hidden * hidden(u)))``).
+        ``"auto"`` picks ``"structured"`` when the model has that structure.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, n), (m, n), (n,) or (m,)
+        ``Theta_ij = sum_theta dz_{o,i}/dtheta dz_{o,j}/dtheta`` over every parameter with
+        ``requires_grad``, at the current weights.
+
+    Notes
+    -----
+    Generic: for a chunk of rows ``R``, ``J_R`` comes from a vmapped vector-Jacobian product
+    with one-hot cotangents and ``Theta[R, :] = J J_R^T`` from a vmapped Jacobian-vector
+    product with tangents ``J_R``, so ``J`` (``n`` x parameters) is never stored: about
+    ``2 n`` passes.  Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations,
+    ``a`` the read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when
+    the hidden layer has a bias)::
+
+        Theta_ij = s_r^2 sum_h relu(g_hi) relu(g_hj)
+                 + s_r^2 s_h^2 sum_h a_h^2 relu'(g_hi) relu'(g_hj) <P_i, P_j>
+                 + s_r^2 [read-out bias],
+
+    matrix products of ``(n, c)`` features, in chunks of hidden units.  With
+    ``s_h = d^{-1/2}``, ``s_r = c^{-1/2}`` it tends to :func:`ntk_closed_form` as ``c -> inf``.
+
+    References
+    ----------
+    A. Jacot, F. Gabriel and C. Hongler, "Neural tangent kernel", NeurIPS 2018.
+
+    Examples
+    --------
+    >>> from ntkutils.networks import build_single_layer_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = build_single_layer_cnn(1, channels=16, generator=g)
+    >>> u = torch.rand(1, 6, 6, generator=g, dtype=torch.float64)
+    >>> fast = ntk_empirical(net, u)
+    >>> slow = ntk_empirical(net, u, method="generic")
+    >>> fast.shape, bool(torch.allclose(fast, slow))
+    (torch.Size([36, 36]), True)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    u = check_tensor(u, "u", ndim=3)
+    if isinstance(output_channel, bool) or not isinstance(output_channel, int):
+        raise TypeError(f"output_channel must be an int, got {output_channel!r}")
+    if not isinstance(diagonal, bool):
+        raise TypeError(f"diagonal must be True or False, got {diagonal!r}")
+    chunk_size = check_positive(chunk_size, "chunk_size", integer=True)
+    if method not in ("auto", "generic", "structured"):
+        raise ValueError(f"method must be 'auto', 'generic' or 'structured', got {method!r}")
+    structured = _is_single_layer_cnn(model)
+    if method == "structured" and not structured:
+        raise ValueError(
+            "method='structured' needs the single-hidden-layer CNN of "
+            "ntkutils.networks.build_single_layer_cnn (attributes hidden, readout, "
+            f"scale_hidden, scale_readout); got a {type(model).__name__}; use method='generic'"
+        )
+    params = {name: p.detach().to(u) for name, p in model.named_parameters()
+              if p.requires_grad}
+    buffers = {name: b.to(u) if b.is_floating_point() else b.to(u.device)
+               for name, b in model.named_buffers()}
+
+    def output(p: dict, channel: int | None = output_channel) -> torch.Tensor:
+        z = torch.func.functional_call(model, (p, buffers), (u[None],))  # (1, C_out, H, W)
+        z = z.reshape(z.shape[1], -1)  # (C_out, n)
+        return z if channel is None else z[channel]  # (n,)
+
+    if structured and method != "generic":
+        if u.shape[0] != model.hidden.in_channels:
+            raise ValueError(f"u must have {model.hidden.in_channels} channels for this model, "
+                             f"got shape {tuple(u.shape)}")
+        C_out, n = model.readout.out_channels, u.shape[1] * u.shape[2]
+    else:
+        with torch.no_grad():
+            C_out, n = output(params, None).shape
+    if not 0 <= output_channel < C_out:
+        raise ValueError(f"output_channel must be in [0, {C_out}), got {output_channel}")
+    if rows is not None:
+        rows = _check_index(rows, "rows", n).to(u.device)
+    if structured and method != "generic":
+        return _ntk_structured(model, u, output_channel, rows, diagonal)
+
+    _, vjp_fn = torch.func.vjp(output, params)
+    index = torch.arange(n, device=u.device) if rows is None else rows
+    blocks = []
+    chunks = range(0, index.numel(), chunk_size)
+    if len(chunks) > 4:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="empirical NTK", leave=False)
+    for s in chunks:
+        rows_s = index[s:s + chunk_size]
+        onehot = u.new_zeros(rows_s.numel(), n)  # (b, n) cotangents
+        onehot[torch.arange(rows_s.numel(), device=u.device), rows_s] = 1.0
+        grads = torch.func.vmap(vjp_fn)(onehot)[0]  # {name: (b, *shape)}
+        if diagonal:
+            blocks.append(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads.values()))
+            continue
+
+        def jvp_row(tangent: dict) -> torch.Tensor:
+            return torch.func.jvp(output, (params,), (tangent,))[1]  # (n,)
+
+        blocks.append(torch.func.vmap(jvp_row)(grads))  # (b, n)
+    return torch.cat(blocks)
