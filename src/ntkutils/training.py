@@ -1,0 +1,493 @@
+"""Training: fit a network to one noisy image with gradient descent or Adam.
+
+:func:`fit` minimises ``1/2 ||f(u; w) - y||^2`` (a sum over pixels, not a mean) over the
+weights ``w`` of a network ``f`` with a fixed input ``u``, full batch, and records what the
+course looks at: the loss, the PSNR against the clean image when it is given, how far each
+weight tensor moved from initialisation, output snapshots and empirical tangent kernels.
+Gradient descent's default step is ``1 / lambda_max`` of the tangent kernel at
+initialisation, found by :func:`ntk_largest_eigenvalue`.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp, vjp
+from tqdm.auto import tqdm
+
+from ._checks import check_generator, check_positive, check_tensor
+from .images import psnr as _psnr
+
+__all__ = [
+    "FitResult",
+    "WeightChange",
+    "fit",
+    "make_noise_input",
+    "ntk_largest_eigenvalue",
+]
+
+_OPTIMIZERS = ("gd", "adam")
+ADAM_DEFAULT_LR = 1e-2  # the deep image prior's learning rate
+
+
+@dataclass(frozen=True)
+class WeightChange:
+    """Distance of the weights from their initial values, at the recorded steps.
+
+    Each dict maps a parameter name (``model.named_parameters()``) to a ``(R,)``
+    float64 tensor over the recorded steps; ``total_*`` are over all parameters at once.
+    ``*_rel`` divide by the same norm of the initial tensor (``nan`` where it is 0).
+    """
+
+    l2: dict[str, torch.Tensor]
+    inf: dict[str, torch.Tensor]
+    l2_rel: dict[str, torch.Tensor]
+    inf_rel: dict[str, torch.Tensor]
+    total_l2: torch.Tensor
+    total_inf: torch.Tensor
+    total_l2_rel: torch.Tensor
+    total_inf_rel: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` returns.  ``R`` is the number of recorded steps.
+
+    Attributes
+    ----------
+    x_hat : torch.Tensor
+        Final output ``f(u; w^T)``, shape of ``y``.
+    steps : torch.Tensor
+        ``(R,)`` int64, the recorded steps ``t`` (0 is the initialisation, the last is
+        ``n_steps``); every per-step record below refers to the weights ``w^t``.
+    loss : torch.Tensor
+        ``(R,)`` float64, ``1/2 ||f(u; w^t) - y||^2``.
+    psnr : torch.Tensor or None
+        ``(R,)`` float64, PSNR of ``f(u; w^t)`` against the clean ``x`` in dB.
+    best_step, best_psnr, best_x_hat
+        The recorded step with the highest PSNR, its PSNR and output.  An **oracle**:
+        it uses the clean image, which a denoiser does not have.
+    weight_change : WeightChange
+        ``||w^t - w^0||`` per parameter tensor and in total, absolute and relative.
+    snapshots : dict of int to torch.Tensor
+        Outputs ``f(u; w^t)`` at the requested ``snapshot_steps``.
+    ntks : dict of int to torch.Tensor
+        Empirical tangent kernels at the requested ``ntk_steps``.
+    optimizer, lr, lambda_max, n_steps, seconds
+        The optimiser, its step size, the power-iteration ``lambda_max`` when it set the
+        gradient-descent step (else None), the number of steps, wall-clock seconds.
+    """
+
+    x_hat: torch.Tensor
+    steps: torch.Tensor
+    loss: torch.Tensor
+    psnr: torch.Tensor | None
+    best_step: int | None
+    best_psnr: float | None
+    best_x_hat: torch.Tensor | None
+    weight_change: WeightChange
+    snapshots: dict[int, torch.Tensor]
+    ntks: dict[int, torch.Tensor]
+    optimizer: str
+    lr: float
+    lambda_max: float | None
+    n_steps: int
+    seconds: float
+
+
+def make_noise_input(
+    shape: tuple[int, int, int],
+    *,
+    scale: float = 0.1,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """An iid-noise network input, uniform on ``[0, scale]``, as in the deep image prior.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(C, H, W)``; the deep image prior uses ``C = 32`` for denoising.
+    scale : float
+        Upper end of the uniform distribution (0.1 in the deep image prior).
+    generator : torch.Generator, optional
+        Source of randomness.
+    dtype : torch.dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, H, W)`` tensor with iid entries ``U(0, scale)``.
+
+    Notes
+    -----
+    ``u = scale * U``, ``U ~ Uniform(0, 1)`` iid.  The input is independent of the
+    image, so the tangent kernel at initialisation is a stationary (low-pass) filter.
+
+    References
+    ----------
+    Ulyanov, Vedaldi & Lempitsky, "Deep image prior", CVPR 2018.
+
+    Examples
+    --------
+    >>> u = make_noise_input((32, 8, 8), generator=torch.Generator().manual_seed(0))
+    >>> u.shape, bool(u.min() >= 0), bool(u.max() <= 0.1)
+    (torch.Size([32, 8, 8]), True, True)
+    """
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                       for s in shape)):
+        raise ValueError(f"shape must be a tuple (C, H, W) of positive ints, got {shape!r}")
+    check_positive(scale, "scale")
+    check_generator(generator)
+    return scale * torch.rand(tuple(shape), generator=generator, dtype=dtype)
+
+
+def _functional(model: nn.Module, net_input: torch.Tensor):
+    """``params -> model(net_input)`` for torch.func, and the current trainable params."""
+    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
+    buffers = {k: b for k, b in model.named_buffers()}
+
+    def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return functional_call(model, ({**p, **frozen}, buffers), (net_input,))
+
+    return f, params
+
+
+def ntk_largest_eigenvalue(
+    model: nn.Module,
+    net_input: torch.Tensor,
+    n_iter: int = 100,
+    *,
+    tol: float = 1e-5,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Largest eigenvalue of the empirical tangent kernel, by power iteration.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network at its current weights.
+    net_input : torch.Tensor
+        Its input ``u``, e.g. ``(C, H, W)``.
+    n_iter : int
+        Maximum number of power iterations (each costs about three forward passes).
+    tol : float
+        Stop when the estimate changes by less than ``tol`` relatively.
+    generator : torch.Generator, optional
+        Source of the random starting vector.
+
+    Returns
+    -------
+    float
+        ``lambda_max`` of ``Theta = J J^T``, ``J = d f(u; w) / d w`` over all outputs
+        (all channels and pixels).  Gradient descent on ``1/2 ||f - y||^2`` is stable
+        for step sizes ``lr < 2 / lambda_max``.
+
+    Notes
+    -----
+    ``Theta v = J (J^T v)`` is computed without forming ``J``: a vector-Jacobian product
+    (:func:`torch.func.vjp`) gives ``J^T v`` in weight space and a Jacobian-vector
+    product (:func:`torch.func.jvp`) maps it back to output space.  The iteration
+    ``v <- Theta v / ||Theta v||`` returns the Rayleigh quotient ``v^T Theta v``, which
+    approaches ``lambda_max`` from below.
+
+    Examples
+    --------
+    >>> from ntkutils.networks import build_single_layer_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = build_single_layer_cnn(channels=16, generator=g)
+    >>> lam = ntk_largest_eigenvalue(net, torch.rand(1, 6, 6, generator=g), generator=g)
+    >>> lam > 0
+    True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_tensor(net_input, "net_input")
+    check_positive(n_iter, "n_iter", integer=True)
+    check_positive(tol, "tol")
+    check_generator(generator)
+    f, params = _functional(model, net_input)
+    z, vjp_fn = vjp(f, params)
+    v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
+    v = v / v.norm()
+    lam = 0.0
+    for _ in range(n_iter):
+        (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
+        with warnings.catch_warnings():  # torch's own jvp set-up uses torch.jit.script
+            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated",
+                                    DeprecationWarning)
+            _, theta_v = jvp(f, (params,), (jt_v,))  # J J^T v, shaped like z
+        lam_new = float((v * theta_v).sum())
+        v = theta_v / theta_v.norm()
+        if abs(lam_new - lam) <= tol * abs(lam_new):
+            return lam_new
+        lam = lam_new
+    return lam
+
+
+def _check_steps(value: Iterable[int], name: str, n_steps: int) -> list[int]:
+    steps = list(value)
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= n_steps:
+            raise ValueError(
+                f"{name} must hold ints in [0, n_steps = {n_steps}], got {s!r}"
+            )
+    return sorted(set(steps))
+
+
+def _progress_disabled(progress: bool) -> bool:
+    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
+    return (not progress) or env not in ("", "0", "false", "no")
+
+
+def fit(
+    model: nn.Module,
+    net_input: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    optimizer: str = "gd",
+    n_steps: int = 1000,
+    lr: float | None = None,
+    x: torch.Tensor | None = None,
+    input_noise_std: float = 0.0,
+    record_every: int = 1,
+    snapshot_steps: Iterable[int] = (),
+    ntk_steps: Iterable[int] = (),
+    ntk_rows: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Fit ``model`` to one noisy image ``y`` from a fixed input, full batch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, trained in place; ``model(net_input)`` must have ``y``'s shape.
+    net_input : torch.Tensor
+        The input ``u``: the noisy image itself ``(C, H, W)`` or iid noise
+        (:func:`make_noise_input`).
+    y : torch.Tensor
+        The noisy target ``(C, H, W)``.
+    optimizer : {"gd", "adam"}
+        Plain gradient descent ``w <- w - lr grad`` or :class:`torch.optim.Adam`.
+    n_steps : int
+        Number of updates ``T >= 0``.
+    lr : float, optional
+        Step size.  Gradient descent: default ``1 / lambda_max`` of the tangent kernel at
+        initialisation (:func:`ntk_largest_eigenvalue`); stability needs
+        ``lr < 2 / lambda_max``.  Adam: default ``1e-2`` (the deep image prior's).
+    x : torch.Tensor, optional
+        The clean image, ``y``'s shape; only to record PSNR (and the oracle best step).
+    input_noise_std : float
+        Std of fresh Gaussian noise added to ``u`` at every step (the deep image prior's
+        ``reg_noise_std``, 1/30 for sigma = 25); the recorded outputs use ``u`` itself.
+    record_every : int
+        Record loss, PSNR and weight changes every this many steps (and at ``n_steps``).
+    snapshot_steps : iterable of int
+        Steps at which to keep the output ``f(u; w^t)``.
+    ntk_steps : iterable of int
+        Steps at which to compute the empirical tangent kernel
+        (:func:`ntkutils.kernels.ntk_empirical` of output channel 0).
+    ntk_rows : torch.Tensor, optional
+        Pixel indices ``(r,)``: keep only these rows of each kernel, ``(r, n)``.
+    generator : torch.Generator, optional
+        Source of the input perturbations and of the power iteration's start.  The
+        model's initialisation has its own generator (the factories').
+    progress : bool
+        Show a progress bar (also off when the environment sets ``TQDM_DISABLE=1``).
+
+    Returns
+    -------
+    FitResult
+        The final output, the loss and PSNR curves at the recorded steps, the oracle
+        best iterate, the weight changes, snapshots and kernels.
+
+    Notes
+    -----
+    The loss is ``L(w) = 1/2 ||f(u; w) - y||_2^2``, a sum over pixels and channels.
+    Gradient descent then moves the output, to first order, as
+    ``z^{t+1} = z^t + lr Theta (y - z^t)`` with the tangent kernel ``Theta = J J^T``;
+    a mean loss would silently rescale ``lr`` by ``2 / n``.  Adam normalises each
+    coordinate of the gradient, so its behaviour hardly depends on this scaling.
+    Step ``t`` of every record refers to the weights after ``t`` updates; a record with
+    ``input_noise_std > 0`` costs one extra forward pass.  Seeded runs on a CPU are
+    bit-identical.
+
+    References
+    ----------
+    Tachella, Tang & Davies, "The neural tangent link between CNN denoisers and non-local
+    filters", CVPR 2021.  Ulyanov, Vedaldi & Lempitsky, "Deep image prior", CVPR 2018.
+
+    Examples
+    --------
+    >>> from ntkutils.networks import build_single_layer_cnn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> y = torch.rand(1, 8, 8, generator=g)
+    >>> net = build_single_layer_cnn(channels=64, symmetric=True, generator=g)
+    >>> res = fit(net, y, y, n_steps=20, progress=False, generator=g)
+    >>> bool(res.loss[-1] < 0.5 * res.loss[0]), res.steps.shape
+    (True, torch.Size([21]))
+    """
+    # ------------------------------------------------------------------ validation
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_tensor(net_input, "net_input")
+    check_tensor(y, "y", ndim=3)
+    if x is not None:
+        check_tensor(x, "x")
+        if x.shape != y.shape:
+            raise ValueError(
+                f"x must have y's shape {tuple(y.shape)}, got {tuple(x.shape)}"
+            )
+    if net_input.ndim != 3 or net_input.shape[-2:] != y.shape[-2:]:
+        raise ValueError(
+            f"net_input must have shape (C_in, H, W) with y's (H, W) = "
+            f"{tuple(y.shape[-2:])}, got {tuple(net_input.shape)}"
+        )
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
+        raise TypeError(f"n_steps must be an int >= 0, got {n_steps!r}")
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if lr is not None:
+        check_positive(lr, "lr")
+    if isinstance(input_noise_std, bool) or not isinstance(input_noise_std, (int, float)) \
+            or not input_noise_std >= 0:
+        raise ValueError(f"input_noise_std must be a number >= 0, got {input_noise_std!r}")
+    check_positive(record_every, "record_every", integer=True)
+    snapshot_set = set(_check_steps(snapshot_steps, "snapshot_steps", n_steps))
+    ntk_set = set(_check_steps(ntk_steps, "ntk_steps", n_steps))
+    check_generator(generator)
+    with torch.no_grad():
+        z = model(net_input)
+    if z.shape != y.shape:
+        raise ValueError(
+            f"model(net_input) has shape {tuple(z.shape)} but y has shape "
+            f"{tuple(y.shape)}; they must match"
+        )
+    if ntk_set:
+        from .kernels import ntk_empirical  # only when kernels are asked for
+
+    # ------------------------------------------------------------------ set-up
+    lambda_max = None
+    if lr is None:
+        if optimizer == "gd":
+            lambda_max = ntk_largest_eigenvalue(model, net_input, generator=generator)
+            lr = 1.0 / lambda_max
+        else:
+            lr = ADAM_DEFAULT_LR
+    params = {k: p for k, p in model.named_parameters() if p.requires_grad}
+    w0 = {k: p.detach().clone() for k, p in params.items()}
+    w0_l2 = {k: float(w.norm()) for k, w in w0.items()}
+    w0_inf = {k: float(w.abs().max()) for k, w in w0.items()}
+    total_l2_0 = sum(v**2 for v in w0_l2.values()) ** 0.5
+    total_inf_0 = max(w0_inf.values(), default=0.0)
+    opt = (torch.optim.SGD(params.values(), lr=lr) if optimizer == "gd"
+           else torch.optim.Adam(params.values(), lr=lr))
+    record_set = set(range(0, n_steps + 1, record_every)) | {n_steps}
+
+    steps, losses, psnrs = [], [], []
+    l2 = {k: [] for k in params}
+    inf = {k: [] for k in params}
+    snapshots: dict[int, torch.Tensor] = {}
+    ntks: dict[int, torch.Tensor] = {}
+    best = (None, -float("inf"), None)  # step, psnr, output
+
+    def record(t: int, z_t: torch.Tensor) -> None:
+        nonlocal best
+        z_t = z_t.detach()
+        if t in record_set:
+            steps.append(t)
+            losses.append(0.5 * float(((z_t - y) ** 2).sum()))
+            with torch.no_grad():
+                for k, p in params.items():
+                    d = p - w0[k]
+                    l2[k].append(float(d.norm()))
+                    inf[k].append(float(d.abs().max()))
+            if x is not None:
+                psnrs.append(_psnr(z_t, x))
+                if psnrs[-1] > best[1]:
+                    best = (t, psnrs[-1], z_t.clone())
+        if t in snapshot_set:
+            snapshots[t] = z_t.clone()
+        if t in ntk_set:
+            ntks[t] = ntk_empirical(model, net_input, rows=ntk_rows).detach()
+
+    def output_at_input() -> torch.Tensor:
+        with torch.no_grad():
+            return model(net_input)
+
+    # ------------------------------------------------------------------ training
+    start = time.perf_counter()
+    bar = tqdm(total=n_steps, disable=_progress_disabled(progress), desc=f"fit ({optimizer})")
+    for t in range(n_steps):
+        u_t = net_input
+        if input_noise_std > 0:
+            noise = torch.randn(net_input.shape, generator=generator, dtype=net_input.dtype)
+            u_t = net_input + input_noise_std * noise.to(net_input.device)
+        z = model(u_t)
+        loss = 0.5 * ((z - y) ** 2).sum()
+        if t in record_set or t in snapshot_set or t in ntk_set:
+            record(t, z if input_noise_std == 0 else output_at_input())
+            if t in record_set:
+                bar.set_postfix(loss=f"{losses[-1]:.4g}",
+                                **({"psnr": f"{psnrs[-1]:.2f}"} if psnrs else {}))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.update(1)
+    bar.close()
+    z_final = output_at_input()
+    record(n_steps, z_final)
+    seconds = time.perf_counter() - start
+
+    # ------------------------------------------------------------------ results
+    def as_tensor(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float64)
+
+    def rel(values: torch.Tensor, norm0: float) -> torch.Tensor:
+        return values / norm0 if norm0 > 0 else torch.full_like(values, float("nan"))
+
+    l2_t = {k: as_tensor(v) for k, v in l2.items()}
+    inf_t = {k: as_tensor(v) for k, v in inf.items()}
+    n_rec = len(steps)
+    total_l2 = (torch.stack(list(l2_t.values())) ** 2).sum(0).sqrt() if l2_t \
+        else torch.zeros(n_rec, dtype=torch.float64)
+    total_inf = torch.stack(list(inf_t.values())).amax(0) if inf_t \
+        else torch.zeros(n_rec, dtype=torch.float64)
+    change = WeightChange(
+        l2=l2_t,
+        inf=inf_t,
+        l2_rel={k: rel(v, w0_l2[k]) for k, v in l2_t.items()},
+        inf_rel={k: rel(v, w0_inf[k]) for k, v in inf_t.items()},
+        total_l2=total_l2,
+        total_inf=total_inf,
+        total_l2_rel=rel(total_l2, total_l2_0),
+        total_inf_rel=rel(total_inf, total_inf_0),
+    )
+    return FitResult(
+        x_hat=z_final.detach(),
+        steps=torch.tensor(steps, dtype=torch.int64),
+        loss=as_tensor(losses),
+        psnr=as_tensor(psnrs) if x is not None else None,
+        best_step=best[0],
+        best_psnr=best[1] if x is not None else None,
+        best_x_hat=best[2],
+        weight_change=change,
+        snapshots=snapshots,
+        ntks=ntks,
+        optimizer=optimizer,
+        lr=float(lr),
+        lambda_max=lambda_max,
+        n_steps=n_steps,
+        seconds=seconds,
+    )
