@@ -1,0 +1,458 @@
+"""Tests of the book itself: configuration, notebook conventions, the build and
+the rendered pages.
+
+- Static checks read ``_config.yml``, ``_toc.yml``, ``book/references.bib`` and
+  every notebook in ``book/`` (cheap, no build).
+- ``built_book`` (session fixture) builds the book with Jupyter Book into a
+  temporary folder with warnings as errors, exactly as ``make book`` does.
+- The browser checks open every page of the table of contents in headless
+  Chromium (Debian's ``chromium`` and ``chromium-driver``, which ``.ci/run``
+  installs), served over http on 127.0.0.1.  Without Chromium they are skipped,
+  except under ``CI=true``, where they fail.
+
+The notebooks themselves are executed by nbval (``--nbval`` in pytest.ini).
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from html import escape as html_escape
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+BRANCH = CONFIG["repository"]["branch"]
+BOOK_TITLE = CONFIG["title"]
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+NB_IDS = [p.stem for p in NOTEBOOKS]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+MAX_COLUMNS = 79
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def toc_docnames() -> list[str]:
+    """Docnames of the table of contents, root first, in reading order."""
+    from sphinx_external_toc.parsing import parse_toc_yaml
+
+    site_map = parse_toc_yaml(ROOT / "_toc.yml")
+    names = [site_map.root.docname]
+    names += [name for name in site_map if name != site_map.root.docname]
+    return names
+
+
+def source_of(docname: str) -> Path | None:
+    """The source file of a docname (``.md`` or ``.ipynb``), or None."""
+    for suffix in (".md", ".ipynb"):
+        path = ROOT / f"{docname}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def colab_link(docname: str) -> str:
+    """The Colab address of a notebook of the book, on the configured branch."""
+    owner_repo = urlparse(REPO_URL).path.strip("/")
+    return (f"https://colab.research.google.com/github/{owner_repo}/blob/"
+            f"{BRANCH}/{docname}.ipynb")
+
+
+def tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def read_notebook(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def parse_newcommands(text: str) -> dict[str, object]:
+    r"""Macros defined by ``\newcommand{\name}[k]{body}`` in ``text``.
+
+    Returns ``{name: body}`` for macros without arguments and
+    ``{name: [body, k]}`` with, the form of ``mathjax3_config`` in
+    ``_config.yml``.  Braces inside the body are matched.
+    """
+    macros: dict[str, object] = {}
+    pos = 0
+    pattern = re.compile(r"\\newcommand\{\\([A-Za-z]+)\}(?:\[(\d+)\])?\{")
+    while (m := pattern.search(text, pos)) is not None:
+        depth, i = 1, m.end()
+        while depth:
+            if i >= len(text):
+                raise ValueError(f"unbalanced braces in \\newcommand{{\\{m[1]}}}")
+            if text[i] == "\\":
+                i += 2
+                continue
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        body = text[m.end():i - 1]
+        macros[m[1]] = [body, int(m[2])] if m[2] else body
+        pos = i
+    return macros
+
+
+def bib_entries(text: str) -> dict[str, str]:
+    """The entries of a .bib file by key, each as its full text."""
+    entries = {}
+    for m in re.finditer(r"^@\w+\{([^,\s]+),.*?^\}", text, re.M | re.S):
+        entries[m[1]] = m[0]
+    return entries
+
+
+# --------------------------------------------------------------------------
+# configuration and sources
+
+
+def test_config_has_the_agreed_settings():
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+    assert CONFIG["only_build_toc_files"] is True
+    assert BRANCH == "main"
+    assert urlparse(REPO_URL).netloc == "github.com"
+    # path_to_book must be "" so launch links read .../blob/main/book/x.ipynb
+    assert CONFIG["repository"]["path_to_book"] == ""
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    extensions = CONFIG["sphinx"]["extra_extensions"]
+    for ext in ("sphinx_exercise", "sphinx_togglebutton", "sphinx-mathjax-offline"):
+        assert ext in extensions
+    assert CONFIG["bibtex_bibfiles"] == ["book/references.bib"]
+    assert CONFIG["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+
+
+def test_toc_lists_only_pages_that_exist():
+    missing = [name for name in toc_docnames() if source_of(name) is None]
+    assert not missing, f"_toc.yml lists pages without a source file: {missing}"
+
+
+def test_every_notebook_is_in_the_toc():
+    listed = set(toc_docnames())
+    orphans = [p.name for p in NOTEBOOKS if f"book/{p.stem}" not in listed]
+    assert not orphans, f"notebooks missing from _toc.yml: {orphans}"
+
+
+def test_every_citation_is_in_references_bib():
+    keys = set(bib_entries((ROOT / "book/references.bib").read_text("utf-8")))
+    assert "tachella2021neural" in keys
+    sources = [source_of(name) for name in toc_docnames()]
+    cited = set()
+    for path in sources:
+        text = path.read_text("utf-8")
+        for m in re.finditer(r"\{cite(?::[a-z]+)?\}`([^`]+)`", text):
+            cited.update(k.strip() for k in m[1].split(","))
+    assert cited, "the book cites nothing"
+    assert not cited - keys, f"cited but not in references.bib: {cited - keys}"
+
+
+def test_intro_cites_the_paper_with_the_bib_entry():
+    intro = (ROOT / "book/intro.md").read_text("utf-8")
+    block = re.search(r"```bibtex\n(.*?)```", intro, re.S)
+    assert block, "book/intro.md has no ```bibtex block"
+    bib = bib_entries((ROOT / "book/references.bib").read_text("utf-8"))
+    assert block[1].strip() == bib["tachella2021neural"].strip()
+
+
+def test_parse_newcommands_reads_arguments_and_nested_braces():
+    text = r"$\newcommand{\R}{\mathbb{R}}$ $\newcommand{\norm}[1]{\lVert{#1}\rVert}$"
+    assert parse_newcommands(text) == {
+        "R": r"\mathbb{R}", "norm": [r"\lVert{#1}\rVert", 1]}
+
+
+# --------------------------------------------------------------------------
+# notebook conventions (every notebook in book/)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_colab_install_cell(path):
+    nb = read_notebook(path)
+    cell = code_cells(nb)[0]
+    src = cell.source
+    assert "remove-cell" in tags(cell), "the install cell must be tagged remove-cell"
+    assert re.search(r"""if ["']google\.colab["'] in sys\.modules:""", src), \
+        "the install cell must run only in Colab"
+    # either git+<url>@<branch> literally, or REPO = "<url>" and git+{REPO}@<branch>
+    urls = re.findall(r"https?://[^\s\"'@{}]+", src)
+    assert urls == [REPO_URL], (
+        f"the install cell must install from {REPO_URL} (the repository of "
+        f"_config.yml), found {urls}")
+    literal = f"git+{REPO_URL}@{BRANCH}" in src
+    via_name = (re.search(rf"^REPO = [\"']{re.escape(REPO_URL)}[\"']", src, re.M)
+                and f"git+{{REPO}}@{BRANCH}\"" in src)
+    assert literal or via_name, f"the install cell must install the branch {BRANCH}"
+    literals = re.findall(r"\"[^\"]*\"|'[^']*'", src)
+    assert not any(re.search(r"\btorch\b", lit) for lit in literals), \
+        "the install cell must never install torch (Colab's build is kept)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_macro_cell_matches_config(path):
+    nb = read_notebook(path)
+    cells = [c for c in nb.cells
+             if c.cell_type == "markdown" and "\\newcommand" in c.source]
+    assert len(cells) == 1, "one markdown cell must define the MathJax macros"
+    assert "remove-cell" in tags(cells[0])
+    expected = CONFIG["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+    assert parse_newcommands(cells[0].source) == expected
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_notebook_is_executed_and_follows_the_style(path):
+    nb = read_notebook(path)
+    cells = [c for c in code_cells(nb) if c.source.strip()]
+    counts = [c.execution_count for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), (
+        "store outputs from one clean run, top to bottom "
+        f"(make execute NB={path.relative_to(ROOT)}); execution counts {counts}")
+    long_lines = [(i, line) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                  for line in c.source.splitlines() if len(line) > MAX_COLUMNS]
+    assert not long_lines, f"code lines over {MAX_COLUMNS} columns: {long_lines}"
+    assert "NTK_PAPER_SCALE" in "".join(c.source for c in cells), \
+        "the set-up cell must read the size switch NTK_PAPER_SCALE"
+    for c in cells:
+        for out in c.outputs:
+            assert out.output_type != "error", f"stored error output: {c.source[:60]}"
+            data = out.get("data", {})
+            assert "application/vnd.jupyter.widget-view+json" not in data or \
+                "nbval-ignore-output" in tags(c), (
+                    "a progress bar was stored: run with TQDM_DISABLE=1 and pass "
+                    "disable=not PROGRESS to tqdm")
+
+
+def test_test_run_switches_progress_bars_off():
+    # Set by the root conftest.py; nbval kernels inherit this environment.
+    assert os.environ.get("TQDM_DISABLE") == "1"
+
+
+# --------------------------------------------------------------------------
+# the build
+
+
+@dataclass(frozen=True)
+class Build:
+    returncode: int
+    log: str
+    html: Path
+
+
+def _jupyter_book() -> list[str]:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    pytest.fail("jupyter-book is not installed (pip install -r requirements.txt)")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Build:
+    """The book built as by ``make book`` (warnings are errors), in a temp dir."""
+    out = tmp_path_factory.mktemp("book")
+    cmd = _jupyter_book() + ["build", str(ROOT), "--path-output", str(out),
+                             "--builder", "html", "-W", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          timeout=1200)
+    return Build(proc.returncode, proc.stdout + proc.stderr,
+                 out / "_build" / "html")
+
+
+def html_of(build: Build) -> Path:
+    if build.returncode != 0:
+        pytest.fail("the book did not build; see test_book_builds_without_warnings")
+    return build.html
+
+
+def test_book_builds_without_warnings(built_book):
+    assert built_book.returncode == 0, built_book.log[-6000:]
+    for name in toc_docnames():
+        assert (built_book.html / f"{name}.html").is_file(), name
+    assert (built_book.html / "index.html").is_file()
+
+
+def test_mathjax_is_served_from_the_book(built_book):
+    html = html_of(built_book)
+    assert (html / "_static/mathjax/tex-chtml.js").is_file()
+    page = (html / "book/intro.html").read_text("utf-8")
+    scripts = re.findall(r"<script[^>]*\ssrc=\"([^\"]+)\"", page)
+    mathjax = [s for s in scripts if "mathjax" in s.lower()]
+    assert mathjax and all(not s.startswith(("http:", "https:", "//"))
+                           for s in mathjax), mathjax
+    # the macros of _config.yml reach the page
+    assert "\\\\operatorname{PSNR}" in page or "\\operatorname{PSNR}" in page
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_launch_link_points_at_the_notebook_on_main(built_book, path):
+    html = html_of(built_book)
+    docname = f"book/{path.stem}"
+    page = (html / f"{docname}.html").read_text("utf-8")
+    links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
+    assert links == {colab_link(docname)}
+
+
+def test_hidden_cells_are_not_in_the_pages(built_book):
+    html = html_of(built_book)
+    for path in NOTEBOOKS:
+        page = (html / f"book/{path.stem}.html").read_text("utf-8")
+        install_cell = code_cells(read_notebook(path))[0].source
+        first_line = install_cell.strip().splitlines()[0]
+        assert html_escape(first_line, quote=False) not in page, path.name
+        assert "\\newcommand" not in page, path.name
+
+
+# --------------------------------------------------------------------------
+# headless Chromium
+
+
+@pytest.fixture(scope="session")
+def served_book(built_book):
+    """The built HTML served over http on 127.0.0.1 (a random free port)."""
+    html = html_of(built_book)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Debian Chromium driven by selenium; skipped if absent (not in CI)."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        reason = (f"headless Chromium is not installed ({', '.join(missing)} missing): "
+                  "apt-get install chromium chromium-driver")
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(120)
+    driver.set_script_timeout(120)
+    yield driver
+    driver.quit()
+
+
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+if (!document.querySelector('.math')) { done('no math'); return; }
+const start = Date.now();
+(function poll() {
+  const mj = window.MathJax;
+  if (mj && mj.startup && mj.startup.promise) {
+    mj.startup.promise.then(() => done('typeset'), e => done('error: ' + e));
+  } else if (Date.now() - start > 60000) {
+    done('MathJax did not load');
+  } else {
+    setTimeout(poll, 100);
+  }
+})();
+"""
+
+VISIBLE_TEXT = """
+const main = document.querySelector('main') || document.body;
+const copy = main.cloneNode(true);
+copy.querySelectorAll('pre, code, mjx-container, script, style, .toggle-hidden, '
+                      + '.tag_hide-input .cell_input').forEach(e => e.remove());
+return copy.textContent;
+"""
+
+IMAGES = """
+const main = document.querySelector('main') || document.body;
+return Array.from(main.querySelectorAll('img')).map(
+  img => [img.getAttribute('src'), img.complete, img.naturalWidth]);
+"""
+
+
+def stored_figures(path: Path) -> int:
+    """How many image outputs a notebook shows in the book."""
+    nb = read_notebook(path)
+    count = 0
+    for c in code_cells(nb):
+        if {"remove-cell", "remove-output"} & set(tags(c)):
+            continue
+        count += sum("image/png" in out.get("data", {}) for out in c.outputs)
+    return count
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_page_renders_in_chromium(browser, served_book, docname):
+    browser.get(f"{served_book}/{docname}.html")
+
+    # the title: the page's heading, then the book's title
+    h1 = browser.execute_script(
+        "const h = document.querySelector('main h1');"
+        "return h ? h.textContent.replace('#', '').trim() : null;")
+    assert h1, "the page has no <h1>"
+    assert h1 in browser.title and browser.title.endswith(BOOK_TITLE), browser.title
+
+    # MathJax (served offline from _static) typesets every formula
+    state = browser.execute_async_script(WAIT_FOR_MATHJAX)
+    assert state in ("typeset", "no math"), state
+    n_math, n_typeset, n_errors = browser.execute_script(
+        "return [document.querySelectorAll('.math').length,"
+        " document.querySelectorAll('.math mjx-container').length,"
+        " document.querySelectorAll('mjx-merror').length];")
+    assert n_typeset == n_math, f"{n_math - n_typeset} formulas left untypeset"
+    assert n_errors == 0, f"{n_errors} MathJax errors (undefined macro?)"
+    if docname == toc_docnames()[0]:
+        assert n_math > 0, "the intro shows the course's equations"
+    text = browser.execute_script(VISIBLE_TEXT)
+    for raw in ("$$", "\\(", "\\[", "\\newcommand"):
+        assert raw not in text, f"raw TeX {raw!r} left in the page text"
+    leftover = re.findall(r"\\[A-Za-z]+", text)
+    assert not leftover, f"raw TeX commands in the page text: {leftover[:5]}"
+
+    # every image is present and decoded
+    images = browser.execute_script(IMAGES)
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    assert not broken, f"broken images: {broken}"
+    source = source_of(docname)
+    if source.suffix == ".ipynb":
+        figures = [src for src, _, _ in images if src and "_images/" in src
+                   or (src or "").startswith("data:image")]
+        assert len(figures) >= stored_figures(source), (
+            f"{stored_figures(source)} figures stored, {len(figures)} shown")
+        # the Colab launch link points at this notebook on main
+        hrefs = browser.execute_script(
+            "return Array.from(document.querySelectorAll("
+            "'a[href*=\"colab.research.google.com\"]')).map(a => a.href);")
+        assert set(hrefs) == {colab_link(docname)}, hrefs
