@@ -463,7 +463,7 @@ def nlm_weights(y: torch.Tensor, pixel: tuple[int, int], *, patch_size: int = 7,
     patch_size : int, default 7
         Odd side ``k`` of the square patches.
     h : float, optional
-        Filtering parameter (on the [0, 1] scale).  Defaults to ``0.8 * sigma`` when
+        Filtering parameter (on the [0, 1] scale).  Defaults to ``0.6 * sigma`` when
         ``sigma`` is given, else to the noise level estimated from ``y``
         (:func:`ntkutils.images.estimate_sigma`), scikit-image's rules of thumb.
     sigma : float, optional
@@ -481,17 +481,19 @@ def nlm_weights(y: torch.Tensor, pixel: tuple[int, int], *, patch_size: int = 7,
 
     Notes
     -----
-    With ``P_i`` the ``C x k x k`` patch at pixel ``i`` (reflect padding at the border) and
-    the patch distance averaged over its ``C k^2`` values,
+    With ``P_i`` the ``C x k x k`` patch at pixel ``i`` (reflect padding at the border),
+    the patch distance is the Gaussian-weighted mean of Buades et al.,
 
-    .. math:: d^2_{ij} = \\frac{1}{C k^2} \\|P_i - P_j\\|^2, \\qquad
-              w_{ij} \\propto \\exp\\big(-\\max(d^2_{ij} - 2\\sigma^2, 0) / h^2\\big).
+    .. math:: d^2_{ij} = \\frac{1}{C} \\sum_{c, p} g_p\\,(P_{i,cp} - P_{j,cp})^2,
+              \\qquad g_p \\propto e^{-\\|p\\|^2 / (2a^2)},\\ \\sum_p g_p = 1,
+              \\ a = (k - 1)/4,
 
-    This is the uniformly weighted patch distance of scikit-image's
-    ``denoise_nl_means(..., fast_mode=True)``; unlike it, no weight is cut off and ``exp``
-    is exact.  Buades et al. used a Gaussian-weighted distance.  The NLM weights are
-    row-normalised and decay with the patch distance; the NTK weights are not normalised
-    and depend on patch norms and angles.
+    and :math:`w_{ij} \\propto \\exp\\big(-\\max(d^2_{ij} - 2\\sigma^2, 0) / h^2\\big)`.
+    This is the definition of scikit-image's ``denoise_nl_means(..., fast_mode=False)``,
+    except that scikit-image drops weights below about ``e^{-5}`` and uses a fast
+    approximate ``exp``.  Cost ``O(n C k^2)``.  NLM weights are normalised and decay with
+    the patch distance; the NTK's weights are not normalised and depend on patch norms and
+    angles.
 
     References
     ----------
@@ -518,7 +520,7 @@ def nlm_weights(y: torch.Tensor, pixel: tuple[int, int], *, patch_size: int = 7,
         check_positive(sigma, "sigma")
     if h is None:
         if sigma is not None:
-            h = 0.8 * sigma
+            h = 0.6 * sigma
         else:
             from ntkutils.images import estimate_sigma
             h = float(estimate_sigma(y))
@@ -529,7 +531,11 @@ def nlm_weights(y: torch.Tensor, pixel: tuple[int, int], *, patch_size: int = 7,
     padded = F.pad(y[None], (half, half, half, half), mode="reflect")  # (1, C, H+2h, W+2h)
     patches = F.unfold(padded, patch_size)[0]  # (C k k, n)
     ref = patches[:, r0 * W + c0]  # (C k k,)
-    d2 = (patches - ref[:, None]).pow(2).mean(0)  # (n,)
+    offsets = torch.arange(patch_size, dtype=y.dtype, device=y.device) - half  # (k,)
+    a = max((patch_size - 1) / 4, 1e-12)
+    g = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * a * a))  # (k, k)
+    g = (g / (C * g.sum())).reshape(-1).repeat(C)  # (C k k,), unfold order: c, row, col
+    d2 = g @ (patches - ref[:, None]).pow(2)  # (n,)
     if sigma is not None:
         d2 = (d2 - 2 * sigma**2).clamp_min(0)
     w = torch.exp(-d2 / h**2).reshape(H, W)  # (H, W)
@@ -710,7 +716,7 @@ def discrepancy_step(y: torch.Tensor, z: torch.Tensor, sigma: float, steps, *,
     -----
     Fitting ``y`` more closely than the noise level means fitting noise:
     :math:`\\hat t = \\min\\{t : \\|z^t - y\\|^2 \\le \\tau d \\sigma^2\\}`.
-    It needs no clean image; it tends to stop later than SURE.
+    It needs no clean image.
 
     Examples
     --------
