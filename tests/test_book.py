@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import os
 import re
 import shutil
@@ -341,16 +340,28 @@ def served_book(built_book):
     server.server_close()
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Headless Debian Chromium driven by selenium; skipped if absent (not in CI)."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+def require_chromium(chromium: Path, chromedriver: Path, *, ci: bool) -> None:
+    """Skip (or, in CI, fail) the calling test when Chromium is not installed."""
+    missing = [str(p) for p in (chromium, chromedriver) if not p.is_file()]
     if missing:
         reason = (f"headless Chromium is not installed ({', '.join(missing)} missing): "
                   "apt-get install chromium chromium-driver")
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
+        if ci:
+            pytest.fail(f"{reason} (CI=true: the browser checks must run)")
         pytest.skip(reason)
+
+
+@pytest.mark.parametrize("ci, outcome", [(False, pytest.skip.Exception),
+                                         (True, pytest.fail.Exception)])
+def test_missing_chromium_skips_locally_and_fails_in_ci(tmp_path, ci, outcome):
+    with pytest.raises(outcome, match="chromium-driver"):
+        require_chromium(tmp_path / "chromium", tmp_path / "chromedriver", ci=ci)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Debian Chromium driven by selenium; skipped if absent (not in CI)."""
+    require_chromium(CHROMIUM, CHROMEDRIVER, ci=os.environ.get("CI") == "true")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
