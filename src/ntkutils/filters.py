@@ -40,6 +40,7 @@ __all__ = [
     "nystrom_eigenpairs",
     "nlm_weights",
     "degrees_of_freedom",
+    "degrees_of_freedom_mc",
     "sure",
     "sure_step",
     "discrepancy_step",
@@ -588,6 +589,69 @@ def degrees_of_freedom(eigvals: torch.Tensor, steps, lr: float | None = None) ->
     return (1.0 - _gains(eigvals, t.to(eigvals.device), lr)).sum(1)
 
 
+def degrees_of_freedom_mc(denoiser, y: torch.Tensor, *, eps: float = 1e-3,
+                          n_probes: int = 1,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Degrees of freedom of any denoiser by Monte Carlo (its divergence, per channel).
+
+    Parameters
+    ----------
+    denoiser : callable
+        Maps an image ``(C, H, W)`` to ``(T, C, H, W)`` (e.g. all steps of a filter whose
+        kernel is rebuilt from its input) or to ``(C, H, W)``.
+    y : torch.Tensor, shape (C, H, W)
+        The noisy image at which to differentiate.
+    eps : float, default 1e-3
+        Finite-difference step (on the [0, 1] scale).
+    n_probes : int, default 1
+        Number of Gaussian probes averaged.
+    generator : torch.Generator, optional
+        Source of the probes.
+
+    Returns
+    -------
+    torch.Tensor, shape (T,)
+        ``div f(y) / C``, comparable with :func:`degrees_of_freedom` and ready for
+        :func:`sure` (``T = 1`` for a denoiser returning one image).
+
+    Notes
+    -----
+    For ``b ~ N(0, I)``, :math:`\\mathbb E\\, b^T (f(y + \\epsilon b) - f(y))/\\epsilon
+    \\to \\operatorname{div} f(y) = \\sum_k \\partial f_k / \\partial y_k` (Ramani, Blu &
+    Unser).  For a fixed linear filter ``f(y) = W y`` this is ``tr W``, the same as
+    :func:`degrees_of_freedom`; when the kernel is built from ``y`` itself (the NTK of the
+    noisy image) it also counts how the kernel follows the noise, which the trace misses.
+    Cost: ``n_probes + 1`` calls of ``denoiser``.
+
+    References
+    ----------
+    S. Ramani, T. Blu, M. Unser, "Monte-Carlo SURE: a black-box optimization of
+    regularization parameters for general denoising algorithms", IEEE TIP 2008.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(1, 4, 4, dtype=torch.float64)
+    >>> df = degrees_of_freedom_mc(lambda u: 0.5 * u, y, n_probes=50,
+    ...                            generator=torch.Generator().manual_seed(0))
+    >>> abs(float(df[0]) - 8.0) < 1.0  # tr(0.5 I) = 8
+    True
+    """
+    if not callable(denoiser):
+        raise TypeError(f"denoiser must be callable, got {type(denoiser).__name__}")
+    check_image(y, "y")
+    check_positive(eps, "eps")
+    check_positive(n_probes, "n_probes", integer=True)
+    check_generator(generator)
+    f0 = denoiser(y)
+    total = 0.0
+    for _ in range(n_probes):
+        b = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+        fb = denoiser(y + eps * b)
+        total = total + ((fb - f0) * b).reshape(-1, y.numel()).sum(1) / eps  # (T,)
+    return total / (n_probes * y.shape[0])
+
+
 def _check_trajectory(y, z, name_y: str = "y") -> None:
     check_image(y, name_y)
     check_tensor(z, "z", ndim=4)
@@ -606,8 +670,9 @@ def sure(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float) -> to
     z : torch.Tensor, shape (T, C, H, W)
         Filter outputs, e.g. from :func:`gd_filter` with ``z0 = 0``.
     df : torch.Tensor, shape (T,)
-        Degrees of freedom of *one channel* (:func:`degrees_of_freedom`); multiplied by
-        ``C`` here because the same filter acts on each channel.
+        Degrees of freedom of *one channel* (:func:`degrees_of_freedom`, or
+        :func:`degrees_of_freedom_mc`); multiplied by ``C`` here because the same filter
+        acts on each channel.
     sigma : float
         Noise standard deviation (on the [0, 1] scale).
 
@@ -625,8 +690,9 @@ def sure(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float) -> to
               \\qquad \\mathbb E\\,\\mathrm{SURE}(t) = \\mathbb E\\|z^t - x\\|^2 .
 
     It needs no clean image.  It is unbiased when the kernel does not depend on the noise
-    (e.g. built from another input); for the NTK of the noisy image itself it ignores how
-    ``Theta`` changes with ``y``, an approximation.
+    (e.g. built from another input).  For the NTK of the noisy image itself, the trace of
+    the filter misses how ``Theta`` follows the noise and SURE then stops far too late:
+    pass the divergence from :func:`degrees_of_freedom_mc` instead.
 
     References
     ----------
