@@ -16,7 +16,7 @@ import torch
 from ntkutils._checks import check_generator, check_image, check_patch_size, check_positive
 from ntkutils.filters import (
     _check_steps,
-    _gains,
+    _remaining,
     eigh_psd,
     gd_filter,
     landmark_pixels,
@@ -27,6 +27,9 @@ __all__ = ["NTKDenoiseInfo", "ntk_denoise"]
 
 #: Images with at most this many pixels (64 x 64) use the exact eigendecomposition.
 EXACT_MAX_PIXELS = 4096
+
+#: ``method="exact"`` is refused above this many pixels (128 x 128: a 2 GiB kernel).
+EXACT_LIMIT_PIXELS = 16384
 
 _RULES = ("sure", "discrepancy")
 
@@ -92,7 +95,7 @@ def _eigenpairs(u, patch_size, depth, landmarks):
     from ntkutils.kernels import ntk_closed_form
 
     if landmarks is None:
-        return eigh_psd(ntk_closed_form(u, patch_size, depth, max_bytes=2**34))
+        return eigh_psd(ntk_closed_form(u, patch_size, depth))
     columns = ntk_closed_form(u, patch_size, depth, columns=landmarks)  # (n, m)
     return nystrom_eigenpairs(columns, landmarks)
 
@@ -214,6 +217,10 @@ def ntk_denoise(
         check_positive(sigma, "sigma")
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_PIXELS else "nystrom"
+    if method == "exact" and n > EXACT_LIMIT_PIXELS:
+        raise ValueError(f"method='exact' builds the n x n kernel and eigendecomposes it in "
+                         f"O(n^3); n = {n} pixels is more than {EXACT_LIMIT_PIXELS} (128 x 128): "
+                         f"use method='nystrom'")
     landmarks = None
     if method == "nystrom":
         check_positive(n_landmarks, "n_landmarks", integer=True)
@@ -232,7 +239,7 @@ def ntk_denoise(
 
     lam, V = _eigenpairs(y64, patch_size, depth, landmarks)
     lr = 1.0 / float(lam[0])
-    fitted = 1.0 - _gains(lam, t.to(lam.device), lr)  # (T, m)
+    fitted = 1.0 - _remaining(lam, t.to(lam.device), lr)  # (T, m)
     coef = yf @ V  # (C, m)
     df = torch.zeros(len(t), dtype=torch.float64)
     if x is not None:
@@ -252,15 +259,16 @@ def ntk_denoise(
             idx = int(below[0]) if below.numel() else len(t) - 1
         else:
             eps = 1e-3
-            b = torch.randn(y64.shape, generator=generator, dtype=torch.float64)  # (C, H, W)
+            b = torch.randn(y64.shape, generator=generator, dtype=torch.float64)
+            b = b.to(y64.device)  # (C, H, W)
             bf = b.reshape(C, n)  # (C, n)
             lam_b, V_b = _eigenpairs(y64 + eps * b, patch_size, depth, landmarks)
-            fitted_b = 1.0 - _gains(lam_b, t.to(lam_b.device), 1.0 / float(lam_b[0]))
+            fitted_b = 1.0 - _remaining(lam_b, t.to(lam_b.device), 1.0 / float(lam_b[0]))
             # b . z^t(y + eps b) - b . z^t(y), both in their own eigenbasis
-            zb = fitted_b @ ((bf @ V_b) * ((yf + eps * bf) @ V_b)).sum(0)  # (T,)
-            z0 = fitted @ ((bf @ V) * coef).sum(0)  # (T,)
+            b_dot_zb = fitted_b @ ((bf @ V_b) * ((yf + eps * bf) @ V_b)).sum(0)  # (T,)
+            b_dot_z = fitted @ ((bf @ V) * coef).sum(0)  # (T,)
             del V_b
-            divergence = (zb - z0) / eps  # (T,)
+            divergence = (b_dot_zb - b_dot_z) / eps  # (T,)
             df = divergence / C
             risk = resid - d * sigma**2 + 2 * sigma**2 * divergence
             idx = int(torch.argmin(risk))

@@ -9,8 +9,9 @@ eigenpairs ``Theta = V diag(lam) V^T``:
   :func:`landmark_pixels` (approximate eigenpairs from a few columns of ``Theta``);
 - :func:`gd_filter` (every step ``t`` at once, in closed form) and
   :func:`gd_filter_iterative` (the explicit iteration, to check it);
-- :func:`degrees_of_freedom`, :func:`bias_variance`, :func:`sure` and the stopping rules
-  :func:`sure_step`, :func:`discrepancy_step`, :func:`oracle_step`;
+- :func:`degrees_of_freedom` (the filter's trace), :func:`degrees_of_freedom_mc` (any
+  denoiser's divergence, by Monte Carlo), :func:`bias_variance`, :func:`sure` and the
+  stopping rules :func:`sure_step`, :func:`discrepancy_step`, :func:`oracle_step`;
 - :func:`nlm_weights`, the non-local-means weights of one pixel, for comparison figures.
 
 Images are ``(C, H, W)``; a flattened image is ``(C, n)`` with pixel ``i = row * W + col``.
@@ -103,7 +104,7 @@ def _check_lr(lr, eigvals: torch.Tensor) -> float:
     return float(lr)
 
 
-def _gains(eigvals: torch.Tensor, steps: torch.Tensor, lr: float) -> torch.Tensor:
+def _remaining(eigvals: torch.Tensor, steps: torch.Tensor, lr: float) -> torch.Tensor:
     """``(1 - lr lam_i)^t`` as ``(T, m)``: what is *left* of component ``i`` after ``t`` steps."""
     base = 1.0 - lr * eigvals  # (m,)
     return base[None, :] ** steps.to(eigvals.dtype)[:, None]  # (T, m)
@@ -151,9 +152,10 @@ def eigh_psd(K: torch.Tensor, *, dtype: torch.dtype = torch.float64
         raise ValueError(f"K must be a square (n, n) matrix, got shape {tuple(K.shape)}")
     K = K.to(dtype)
     scale = float(K.abs().max())
-    if float((K - K.T).abs().max()) > 1e-6 * max(scale, 1e-300):
-        raise ValueError("K must be symmetric, got max |K - K^T| = "
-                         f"{float((K - K.T).abs().max()):.3g} (max |K| = {scale:.3g})")
+    asym = float((K - K.T).abs().max())
+    if asym > 1e-6 * max(scale, 1e-300):
+        raise ValueError(f"K must be symmetric, got max |K - K^T| = {asym:.3g} "
+                         f"(max |K| = {scale:.3g})")
     eigvals, eigvecs = torch.linalg.eigh((K + K.T) / 2)
     return eigvals.flip(0).clamp_min(0.0), eigvecs.flip(1)
 
@@ -226,7 +228,7 @@ def gd_filter(y: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, ste
         z0f = z0.to(dtype).reshape(C, n)  # (C, n)
         r = r - z0f
     coef = r @ V  # (C, m): <v_i, y - z0>
-    fitted = 1.0 - _gains(eigvals.to(dtype), t.to(y.device), lr)  # (T, m)
+    fitted = 1.0 - _remaining(eigvals.to(dtype), t.to(y.device), lr)  # (T, m)
     z = torch.einsum("tm,cm,nm->tcn", fitted, coef, V)  # (T, C, n)
     if z0 is not None:
         z = z + z0f[None]
@@ -586,7 +588,7 @@ def degrees_of_freedom(eigvals: torch.Tensor, steps, lr: float | None = None) ->
                          f"{float(eigvals.min()):.3g}")
     t = _check_steps(steps)
     lr = _check_lr(lr, eigvals)
-    return (1.0 - _gains(eigvals, t.to(eigvals.device), lr)).sum(1)
+    return (1.0 - _remaining(eigvals, t.to(eigvals.device), lr)).sum(1)
 
 
 def degrees_of_freedom_mc(denoiser, y: torch.Tensor, *, eps: float = 1e-3,
@@ -900,7 +902,7 @@ def bias_variance(x: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor,
     xf = x.to(dtype).reshape(C, n)  # (C, n)
     coef = xf @ V  # (C, m)
     outside = (xf - coef @ V.T).pow(2).sum() if V.shape[1] < n else 0.0  # never fitted
-    left = _gains(eigvals.to(dtype), t.to(x.device), lr)  # (T, m)
+    left = _remaining(eigvals.to(dtype), t.to(x.device), lr)  # (T, m)
     bias2 = left.pow(2) @ coef.pow(2).sum(0) + outside  # (T,)
     variance = C * sigma**2 * (1.0 - left).pow(2).sum(1)  # (T,)
     return bias2, variance
