@@ -71,17 +71,22 @@ def test_gd_follows_the_closed_form_ntk_prediction_and_the_gap_shrinks(camera12)
     assert gaps[1024] < 0.5 * gaps[64], gaps
 
 
-@pytest.mark.parametrize("kind", ["single", "vanilla", "autoencoder"])
+@pytest.mark.parametrize("kind", ["single", "vanilla", "autoencoder", "batch_norm"])
 def test_power_iteration_matches_eigvalsh_of_the_empirical_ntk(kind):
     if kind == "single":
         net, u = build_single_layer_cnn(1, 32, generator=gen(0)), torch.rand(1, 8, 8)
     elif kind == "vanilla":
         net, u = build_vanilla_cnn(1, 8, 2, generator=gen(0)), torch.rand(1, 8, 8)
     else:
-        net = build_autoencoder(4, 1, 4, levels=2, generator=gen(0))
+        net = build_autoencoder(4, 1, 4, levels=2, batch_norm=kind == "batch_norm",
+                                generator=gen(0))
         u = make_noise_input((4, 8, 8), generator=gen(1))
-    exact = float(torch.linalg.eigvalsh(jacobian_ntk(net, u))[-1])
     approx = ntk_largest_eigenvalue(net, u, n_iter=500, tol=1e-9, generator=gen(2))
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:  # training-mode batch norm: batch statistics, running ones untouched
+        assert int(m.num_batches_tracked) == 0
+        m.track_running_stats = False  # so that jacrev may call it
+    exact = float(torch.linalg.eigvalsh(jacobian_ntk(net, u))[-1])
     assert approx == pytest.approx(exact, rel=1e-3)
     assert approx <= exact * (1 + 1e-5)  # a Rayleigh quotient never exceeds lambda_max
 
@@ -154,8 +159,12 @@ def test_records_agree_with_the_trained_model_and_its_initial_copy():
         total += float(d.norm()) ** 2
         assert res.weight_change.l2[name][-1] == pytest.approx(float(d.norm()), rel=1e-5)
         assert res.weight_change.inf[name][-1] == pytest.approx(float(d.abs().max()), rel=1e-5)
-        assert res.weight_change.l2_rel[name][-1] == pytest.approx(
-            float(d.norm() / init_params[name].detach().norm()), rel=1e-5)
+        norm0 = float(init_params[name].detach().norm())
+        rel = res.weight_change.l2_rel[name][-1]
+        if norm0 > 0:
+            assert rel == pytest.approx(float(d.norm()) / norm0, rel=1e-5)
+        else:  # batch norm's bias starts at 0: no relative change
+            assert math.isnan(rel)
     assert res.weight_change.total_l2[-1] == pytest.approx(math.sqrt(total), rel=1e-5)
     assert res.weight_change.total_l2[0] == 0
 

@@ -385,7 +385,7 @@ def build_autoencoder(
     *,
     levels: int = 3,
     skip_channels: int = 4,
-    batch_norm: bool = False,
+    batch_norm: bool = True,
     sigmoid: bool = False,
     parameterization: str = "standard",
     generator: torch.Generator | None = None,
@@ -408,9 +408,12 @@ def build_autoencoder(
         Keep it narrow: full-width skips let the network copy the noise within a few
         tens of steps.
     batch_norm : bool
-        Insert ``BatchNorm2d`` after every convolution (as the deep image prior does).
-        Off by default, the course's own choice: with a single image it normalises over
-        pixels and, with wide skips, speeds up fitting the noise.
+        Insert ``BatchNorm2d`` after every convolution, as the deep image prior does
+        (with one image it normalises each channel over the pixels).  On by default:
+        without it, Adam at the deep image prior's learning rate 1e-2 diverges on this
+        network (measured on a 64 x 64 image: the loss jumps by orders of magnitude
+        within 10 steps).  With batch norm *and full-width* skips the network fits the
+        noise within a few tens of steps; the narrow skips here avoid that.
     sigmoid : bool
         Apply a sigmoid to the output (as the deep image prior does).  Off by default,
         so that the output is not confined to (0, 1) and the loss is a plain least
@@ -428,7 +431,8 @@ def build_autoencoder(
 
     Notes
     -----
-    One scale, recursively (``u`` its input at resolution ``H x W``)::
+    One scale, recursively (``u`` its input at resolution ``H x W``; every
+    convolution is followed by batch norm when ``batch_norm``)::
 
         skip = act(conv1x1(u -> s))
         down = act(conv3x3(act(conv3x3_stride2(u -> c)) -> c))       # H/2 x W/2
@@ -436,11 +440,16 @@ def build_autoencoder(
         out  = act(conv1x1(act(conv3x3(cat(skip, up) -> c)) -> c))
 
     followed by a final 1 x 1 convolution to ``out_channels``.  Activation: LeakyReLU
-    with slope 0.2; convolutions: 3 x 3 with reflection padding.  This follows the
+    with slope 0.2; 3 x 3 convolutions with reflection padding.  This follows the
     recipe of the deep image prior's ``skip`` network (stride-2 downsampling, bilinear
-    upsampling, 4 skip channels) at a smaller size; the sizes, the absence of batch
-    norm and of the sigmoid are the course's own choices.  Parameters:
-    ``count_parameters``; about ``levels * (3 * 9 + 1) * c^2``.
+    upsampling, 4 skip channels, batch norm, one width at every scale) at a smaller
+    size; the sizes and the missing sigmoid are the course's own choices.
+
+    Measured (the course's setting, not the paper's): ``channels=32`` (91k weights),
+    iid-noise input ``(32, 64, 64)``, Adam lr 1e-2, ``input_noise_std=1/30``, a
+    64 x 64 camera crop at sigma = 25/255 (20.2 dB): best 25.5 dB near step 400
+    (an oracle), 21.3 dB at step 2000.  Parameters: about
+    ``levels * (3 * 9 + 1) * c^2``; :func:`count_parameters` gives the exact number.
 
     References
     ----------

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -149,6 +150,25 @@ def make_noise_input(
     return scale * torch.rand(tuple(shape), generator=generator, dtype=dtype)
 
 
+@contextmanager
+def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """Batch norm in training mode without updating its running statistics.
+
+    torch.func transforms refuse in-place updates of buffers; the function they see is
+    the same (batch statistics), only the bookkeeping is skipped.
+    """
+    bns = [m for m in model.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+           and m.track_running_stats]
+    for m in bns:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in bns:
+            m.track_running_stats = True
+
+
 def _functional(model: nn.Module, net_input: torch.Tensor):
     """``params -> model(net_input)`` for torch.func, and the current trainable params."""
     params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
@@ -215,21 +235,22 @@ def ntk_largest_eigenvalue(
     check_positive(tol, "tol")
     check_generator(generator)
     f, params = _functional(model, net_input)
-    z, vjp_fn = vjp(f, params)
-    v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
-    v = v / v.norm()
-    lam = 0.0
-    for _ in range(n_iter):
-        (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
-        with warnings.catch_warnings():  # torch's own jvp set-up uses torch.jit.script
-            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated",
-                                    DeprecationWarning)
+    with _frozen_running_stats(model), warnings.catch_warnings():
+        # torch's own jvp set-up calls the deprecated torch.jit.script once
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated",
+                                DeprecationWarning)
+        z, vjp_fn = vjp(f, params)
+        v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
+        v = v / v.norm()
+        lam = 0.0
+        for _ in range(n_iter):
+            (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
             _, theta_v = jvp(f, (params,), (jt_v,))  # J J^T v, shaped like z
-        lam_new = float((v * theta_v).sum())
-        v = theta_v / theta_v.norm()
-        if abs(lam_new - lam) <= tol * abs(lam_new):
-            return lam_new
-        lam = lam_new
+            lam_new = float((v * theta_v).sum())
+            v = theta_v / theta_v.norm()
+            if abs(lam_new - lam) <= tol * abs(lam_new):
+                return lam_new
+            lam = lam_new
     return lam
 
 
@@ -420,7 +441,8 @@ def fit(
         if t in snapshot_set:
             snapshots[t] = z_t.clone()
         if t in ntk_set:
-            ntks[t] = ntk_empirical(model, net_input, rows=ntk_rows).detach()
+            with _frozen_running_stats(model):
+                ntks[t] = ntk_empirical(model, net_input, rows=ntk_rows).detach()
 
     def output_at_input() -> torch.Tensor:
         with torch.no_grad():
