@@ -457,9 +457,10 @@ def ntk_empirical(
     Notes
     -----
     Generic: for a chunk of rows ``R``, ``J_R`` comes from a vmapped vector-Jacobian product
-    with one-hot cotangents and ``Theta[R, :] = J J_R^T`` from a vmapped Jacobian-vector
-    product with tangents ``J_R``, so ``J`` (``n`` x parameters) is never stored: about
-    ``2 n`` passes.  Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations,
+    with one-hot cotangents.  The full kernel is ``J J^T`` when ``J`` (``n`` x parameters)
+    takes at most 1 GiB: ``n`` backward passes.  Otherwise (and with ``rows``)
+    ``Theta[R, :] = J J_R^T`` comes from a vmapped Jacobian-vector product with tangents
+    ``J_R``, so ``J`` is never stored: ``2 n`` (or ``2 m``) passes.  Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations,
     ``a`` the read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when
     the hidden layer has a bias)::
 
@@ -502,13 +503,14 @@ def ntk_empirical(
             "ntkutils.networks.build_single_layer_cnn (attributes hidden, readout, "
             f"scale_hidden, scale_readout); got a {type(model).__name__}; use method='generic'"
         )
-    params = {name: p.detach().to(u) for name, p in model.named_parameters()
-              if p.requires_grad}
-    buffers = {name: b.to(u) if b.is_floating_point() else b.to(u.device)
-               for name, b in model.named_buffers()}
+    params, frozen = {}, {}  # the trainable parameters, and the rest with the buffers
+    for name, p in model.named_parameters():
+        (params if p.requires_grad else frozen)[name] = p.detach().to(u)
+    for name, b in model.named_buffers():
+        frozen[name] = b.to(u) if b.is_floating_point() else b.to(u.device)
 
     def output(p: dict, channel: int | None = output_channel) -> torch.Tensor:
-        z = torch.func.functional_call(model, (p, buffers), (u[None],))  # (1, C_out, H, W)
+        z = torch.func.functional_call(model, (p, frozen), (u[None],))  # (1, C_out, H, W)
         z = z.reshape(z.shape[1], -1)  # (C_out, n)
         return z if channel is None else z[channel]  # (n,)
 
@@ -528,7 +530,11 @@ def ntk_empirical(
         return _ntk_structured(model, u, output_channel, rows, diagonal)
 
     _, vjp_fn = torch.func.vjp(output, params)
+    n_params = sum(p.numel() for p in params.values())
     index = torch.arange(n, device=u.device) if rows is None else rows
+    # the full kernel: store J when it is small, else never store it (one JVP per row)
+    store_jacobian = rows is None and not diagonal and n * n_params * u.element_size() \
+        <= 4 * _WORK_BYTES
     blocks = []
     chunks = range(0, index.numel(), chunk_size)
     if len(chunks) > 4:
@@ -542,10 +548,14 @@ def ntk_empirical(
         grads = torch.func.vmap(vjp_fn)(onehot)[0]  # {name: (b, *shape)}
         if diagonal:
             blocks.append(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads.values()))
-            continue
+        elif store_jacobian:
+            blocks.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], 1))
+        else:
+            def jvp_row(tangent: dict) -> torch.Tensor:
+                return torch.func.jvp(output, (params,), (tangent,))[1]  # (n,)
 
-        def jvp_row(tangent: dict) -> torch.Tensor:
-            return torch.func.jvp(output, (params,), (tangent,))[1]  # (n,)
-
-        blocks.append(torch.func.vmap(jvp_row)(grads))  # (b, n)
+            blocks.append(torch.func.vmap(jvp_row)(grads))  # (b, n)
+    if store_jacobian:
+        J = torch.cat(blocks)  # (n, parameters)
+        return J @ J.T
     return torch.cat(blocks)

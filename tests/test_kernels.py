@@ -1,0 +1,346 @@
+"""Tests of ntkutils.kernels against independent computations.
+
+The centre of the suite: the closed-form kernels against the empirical NTK of wide finite
+networks (a Monte-Carlo check whose error must fall like ``c^{-1/2}``).  The finite network of
+the shared contract is also written here from its definition (``ContractCNN``), independently
+of ``ntkutils.networks``, and serves as an oracle with ``torch.autograd``.
+"""
+import math
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ntkutils.images import load_image  # noqa: E402
+from ntkutils.kernels import (  # noqa: E402
+    arccos_kernel,
+    extract_patches,
+    ntk_closed_form,
+    ntk_empirical,
+)
+from ntkutils.networks import build_single_layer_cnn, build_vanilla_cnn  # noqa: E402
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def camera(side: int, top: int = 100, left: int = 90) -> torch.Tensor:
+    """A ``side x side`` full-resolution detail of the camera image, float64 (1, side, side)."""
+    return load_image("camera")[:, top:top + side, left:left + side].double()
+
+
+def astronaut(side: int) -> torch.Tensor:
+    return load_image("astronaut", gray=False)[:, 60:60 + side, 100:100 + side].double()
+
+
+class ContractCNN(nn.Module):
+    """The shared parameterisation, written from its definition: ``depth`` x (k x k conv,
+    scaled by fan_in^-1/2, ReLU), then a 1x1 conv scaled by c^-1/2; N(0, 1) weights."""
+
+    def __init__(self, C, c, depth, k, generator):
+        super().__init__()
+        self.k = k
+        self.ws = nn.ParameterList(
+            nn.Parameter(torch.randn(c, C if l == 0 else c, k, k, generator=generator))
+            for l in range(depth)
+        )
+        self.a = nn.Parameter(torch.randn(C, c, 1, 1, generator=generator))
+
+    def forward(self, u):  # (B, C, H, W)
+        h = u
+        for w in self.ws:
+            h = torch.relu(F.conv2d(h, w, padding=self.k // 2) / math.sqrt(w[0].numel()))
+        return F.conv2d(h, self.a) / math.sqrt(self.a.shape[1])
+
+
+def rel_err(A, B):
+    return float((A - B).norm() / B.norm())
+
+
+def loglog_slope(widths, errors):
+    return float(np.polyfit(np.log(widths), np.log(errors), 1)[0])
+
+
+# ------------------------------------------------------------------- patches, arc-cosine
+def test_extract_patches_match_explicit_loops():
+    u = torch.rand(3, 5, 4, generator=gen(0), dtype=torch.float64)
+    k, (C, H, W) = 3, u.shape
+    P = extract_patches(u, k)
+    assert P.shape == (H * W, C * k * k)
+    for r in range(H):
+        for c in range(W):
+            expect = torch.zeros(C, k, k, dtype=u.dtype)
+            for a in range(k):
+                for b in range(k):
+                    rr, cc = r + a - 1, c + b - 1
+                    if 0 <= rr < H and 0 <= cc < W:
+                        expect[:, a, b] = u[:, rr, cc]
+            assert torch.equal(P[r * W + c], expect.flatten())
+
+
+def test_arccos_kernels_match_monte_carlo():
+    g = gen(1)
+    X = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    X[3] = 0.0  # a zero row
+    Y = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    w = torch.randn(200_000, 5, generator=g, dtype=torch.float64)
+    px, py = w @ X.T, w @ Y.T  # (N, 4), (N, 3)
+    mc1 = 2 * (torch.relu(px).T @ torch.relu(py)) / w.shape[0]  # 2 E[relu relu]
+    mc0 = 2 * ((px > 0).double().T @ (py > 0).double()) / w.shape[0]  # 2 E[step step]
+    k1, k0 = arccos_kernel(X, Y, 1), arccos_kernel(X, Y, 0)
+    scale = X.norm(dim=1)[:, None] * Y.norm(dim=1)[None, :]
+    assert torch.allclose(k1, mc1, atol=0.02 * float(scale.max()))
+    assert torch.allclose(k0, mc0, atol=0.01)
+    assert torch.equal(k0[3], torch.zeros(3, dtype=k0.dtype))
+    assert torch.equal(k1[3], torch.zeros(3, dtype=k1.dtype))
+    assert torch.allclose(torch.diag(arccos_kernel(Y, Y, 1)), (Y**2).sum(1))  # k1(x, x) = |x|^2
+
+
+# ---------------------------------------------------------------- closed form, exactness
+def test_closed_form_depth1_matches_contract_formula():
+    u = camera(5)
+    u[:, :2, :2] = 0.0  # pixel 0 then has a zero patch
+    k, d = 3, 9
+    P = [[u[0, r + a - 1, c + b - 1].item() if 0 <= r + a - 1 < 5 and 0 <= c + b - 1 < 5
+          else 0.0 for a in range(k) for b in range(k)] for r in range(5) for c in range(5)]
+    P = np.array(P)  # (25, 9)
+    expect = np.zeros((25, 25))
+    for i in range(25):
+        for j in range(25):
+            ni, nj = np.linalg.norm(P[i]), np.linalg.norm(P[j])
+            if ni > 0 and nj > 0:
+                phi = math.acos(max(-1.0, min(1.0, P[i] @ P[j] / (ni * nj))))
+                expect[i, j] = ni * nj / (2 * math.pi * d) * (
+                    math.sin(phi) + 2 * (math.pi - phi) * math.cos(phi))
+    ntk = ntk_closed_form(u, k)
+    assert ntk.dtype == torch.float64
+    np.testing.assert_allclose(ntk.numpy(), expect, rtol=0, atol=1e-9 * expect.max())
+    assert torch.equal(ntk[0], torch.zeros(25, dtype=ntk.dtype))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("colour", [False, True])
+def test_closed_form_symmetric_psd_zero_patch(depth, colour):
+    u = astronaut(7) if colour else camera(7)
+    u[:, :3, :3] = 0.0  # pixel 0's receptive field (depth 1) is zero
+    ntk = ntk_closed_form(u, 3, depth=depth)
+    assert not ntk.isnan().any()
+    assert torch.allclose(ntk, ntk.T, rtol=0, atol=1e-12 * float(ntk.abs().max()))
+    assert float(torch.linalg.eigvalsh(ntk).min()) > -1e-10 * float(ntk.abs().max())
+    if depth == 1:
+        assert torch.equal(ntk[0], torch.zeros_like(ntk[0]))
+    u_zero = torch.zeros_like(u)
+    assert torch.equal(ntk_closed_form(u_zero, 3, depth=depth), torch.zeros_like(ntk))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("colour", [False, True])
+def test_columns_equal_slices_of_full(depth, colour):
+    u = (astronaut(9) if colour else camera(9))[:, :7, :]  # 7 x 9, not square
+    n = 7 * 9
+    columns = torch.tensor([0, 8, 31, 54, n - 1, 31])  # corners, edges, centre, repeat
+    full = ntk_closed_form(u, 3, depth=depth)
+    cols = ntk_closed_form(u, 3, depth=depth, columns=columns)
+    assert cols.shape == (n, columns.numel())
+    assert torch.allclose(cols, full[:, columns], rtol=1e-12, atol=1e-14)
+
+
+def test_closed_form_dtype_and_patch_size_5():
+    u = camera(8).float()
+    ntk = ntk_closed_form(u, 5, dtype=torch.float32)
+    assert ntk.dtype == torch.float32
+    assert torch.allclose(ntk.double(), ntk_closed_form(u.double(), 5), rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------ empirical NTK, exact
+def test_generic_empirical_ntk_matches_autograd_jacobian():
+    u = camera(5)
+    net = ContractCNN(1, 3, depth=2, k=3, generator=gen(2)).double()
+    names = [name for name, _ in net.named_parameters()]
+    flat = torch.cat([p.detach().flatten() for p in net.parameters()])
+    shapes = [p.shape for p in net.parameters()]
+
+    def output(theta):  # all parameters as one vector -> (n,)
+        tensors, s = {}, 0
+        for name, shape in zip(names, shapes):
+            tensors[name] = theta[s:s + shape.numel()].reshape(shape)
+            s += shape.numel()
+        return torch.func.functional_call(net, tensors, (u[None],)).reshape(-1)
+
+    J = torch.autograd.functional.jacobian(output, flat)  # (n, parameters)
+    expect = J @ J.T
+    ntk = ntk_empirical(net, u, method="generic", chunk_size=7)
+    assert torch.allclose(ntk, expect, rtol=1e-12, atol=1e-12)
+    rows = torch.tensor([24, 0, 12])
+    assert torch.allclose(ntk_empirical(net, u, rows=rows), expect[rows], rtol=1e-12)
+    assert torch.allclose(ntk_empirical(net, u, diagonal=True), torch.diag(expect), rtol=1e-12)
+    assert torch.allclose(ntk_empirical(net, u, rows=rows, diagonal=True),
+                          torch.diag(expect)[rows], rtol=1e-12)
+
+
+def test_networks_module_follows_the_contract():
+    u = astronaut(6)
+    for depth in (1, 2):
+        ours = ContractCNN(3, 5, depth, 3, generator=gen(3)).double()
+        if depth == 1:
+            theirs = build_single_layer_cnn(3, 5, generator=gen(4)).double()
+            convs = [theirs.hidden]
+        else:
+            theirs = build_vanilla_cnn(3, 5, depth, generator=gen(4)).double()
+            convs = list(theirs.layers)
+        with torch.no_grad():
+            for conv, w in zip(convs, ours.ws):
+                conv.weight.copy_(w)
+            theirs.readout.weight.copy_(ours.a)
+        assert torch.allclose(theirs(u), ours(u[None])[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("C, bias, symmetric, parameterization", [
+    (1, False, False, "ntk"), (3, False, False, "ntk"), (1, True, False, "standard"),
+    (3, True, True, "ntk"), (1, False, True, "standard"), (3, True, False, "standard"),
+])
+def test_structured_equals_generic(C, bias, symmetric, parameterization):
+    u = astronaut(6) if C == 3 else camera(6)
+    net = build_single_layer_cnn(C, 12, parameterization=parameterization, bias=bias,
+                                 symmetric=symmetric, generator=gen(5))
+    rows = torch.tensor([35, 0, 7])
+    for o in range(C):
+        slow = ntk_empirical(net, u, output_channel=o, method="generic")
+        fast = ntk_empirical(net, u, output_channel=o)  # "auto" picks the structured path
+        assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-12)
+        part = ntk_empirical(net, u, output_channel=o, rows=rows, method="structured")
+        assert torch.allclose(part, slow[rows], rtol=1e-10, atol=1e-12)
+        diag = ntk_empirical(net, u, output_channel=o, rows=rows, diagonal=True)
+        assert torch.allclose(diag, torch.diag(slow)[rows], rtol=1e-10, atol=1e-12)
+
+
+def test_structured_respects_frozen_parameters():
+    u = camera(6)
+    net = build_single_layer_cnn(1, 10, bias=True, generator=gen(6))
+    net.readout.weight.requires_grad_(False)
+    net.hidden.bias.requires_grad_(False)
+    slow = ntk_empirical(net, u, method="generic")
+    assert torch.allclose(ntk_empirical(net, u), slow, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------- closed form against finite networks
+def test_depth1_gray_converges_like_inverse_sqrt_width():
+    u = camera(10)
+    ntk = ntk_closed_form(u, 3)
+    widths, errors = [64, 256, 1024, 4096], []
+    for c in widths:
+        errs = [rel_err(ntk_empirical(build_single_layer_cnn(1, c, generator=gen(10 * c + s)),
+                                      u), ntk) for s in range(4)]
+        errors.append(np.mean(errs))
+    assert -0.75 <= loglog_slope(widths, errors) <= -0.3, errors
+    assert errors[-1] < 0.06, errors
+
+
+def test_depth1_colour_each_channel_converges_cross_channel_vanishes():
+    u = astronaut(6)
+    ntk = ntk_closed_form(u, 3)
+    widths, errors, cross = [64, 256, 1024, 4096], [], []
+    for c in widths:
+        nets = [build_single_layer_cnn(3, c, generator=gen(10 * c + s)) for s in range(3)]
+        errors.append(np.mean([rel_err(ntk_empirical(net, u, output_channel=o), ntk)
+                               for net in nets for o in range(3)]))
+        if c > 1024:
+            continue
+        crs = []
+        for net in nets:  # every block at once, from the full Jacobian (torch.func)
+            params = {k: v.detach().double() for k, v in net.named_parameters()}
+            J = torch.func.jacrev(
+                lambda p: torch.func.functional_call(net, p, (u,)).reshape(-1))(params)
+            J = torch.cat([j.reshape(3 * 36, -1) for j in J.values()], 1)  # (3n, parameters)
+            blocks = (J @ J.T).reshape(3, 36, 3, 36)
+            assert torch.allclose(blocks[1, :, 1], ntk_empirical(net, u, output_channel=1))
+            crs.append(float(blocks[0, :, 2].norm() / ntk.norm()))
+        cross.append(np.mean(crs))
+    assert -0.75 <= loglog_slope(widths, errors) <= -0.3, errors
+    assert errors[-1] < 0.06, errors
+    # the cross-channel block is pure fluctuation (mean 0): expected ratio 4 from 64 to 1024
+    assert cross[-1] < min(0.05, cross[0] / 2), cross
+
+
+def test_depth2_cntk_converges_like_inverse_sqrt_width():
+    u = camera(6).float()  # float32: a Monte-Carlo error of a few percent needs no more
+    ntk = ntk_closed_form(u, 3, depth=2)
+    widths, seeds, errors = [16, 64, 256], [8, 6, 4], []
+    for c, n_seeds in zip(widths, seeds):
+        errs = [rel_err(ntk_empirical(ContractCNN(1, c, 2, 3, generator=gen(100 * c + s)), u,
+                                      chunk_size=36), ntk.float()) for s in range(n_seeds)]
+        errors.append(float(np.exp(np.mean(np.log(errs)))))  # geometric mean: heavy tails
+    assert -0.75 <= loglog_slope(widths, errors) <= -0.3, errors
+    assert errors[-1] < 0.2, errors
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad, error, match", [
+    (torch.rand(8, 8), ValueError, "u must have 3 dimensions"),
+    (torch.ones(1, 8, 8, dtype=torch.int64), TypeError, "u must be a real floating"),
+    (torch.ones(1, 8, 8, dtype=torch.complex64), TypeError, "u must be a real floating"),
+    (torch.full((1, 8, 8), float("nan")), ValueError, "u contains NaN"),
+    (torch.full((1, 8, 8), float("inf")), ValueError, "u contains NaN or inf"),
+    (torch.rand(2, 8, 8), ValueError, "C = 1"),
+    ([[0.0]], TypeError, "u must be a torch.Tensor"),
+])
+def test_bad_image_is_refused(bad, error, match):
+    with pytest.raises(error, match=match):
+        ntk_closed_form(bad)
+    with pytest.raises(error, match=match):
+        extract_patches(bad, 3)
+
+
+def test_bad_arguments_are_refused():
+    u = torch.rand(1, 8, 8)
+    with pytest.raises(ValueError, match="patch_size must be an odd"):
+        ntk_closed_form(u, 4)
+    with pytest.raises(ValueError, match="patch_size = 9 is larger"):
+        ntk_closed_form(u, 9)
+    with pytest.raises(TypeError, match="patch_size"):
+        extract_patches(u, 3.0)
+    with pytest.raises(ValueError, match="depth must be > 0"):
+        ntk_closed_form(u, 3, depth=0)
+    with pytest.raises(TypeError, match="dtype"):
+        ntk_closed_form(u, dtype=torch.int32)
+    with pytest.raises(TypeError, match="columns must be an integer"):
+        ntk_closed_form(u, columns=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"columns must hold indices in \[0, 64\)"):
+        ntk_closed_form(u, columns=torch.tensor([3, 64]))
+    with pytest.raises(ValueError, match="max_bytes"):  # refused before allocating 32 GiB
+        ntk_closed_form(torch.rand(1, 256, 256), max_bytes=2**31)
+    with pytest.raises(ValueError, match="columns="):
+        ntk_closed_form(u, max_bytes=1000)
+    with pytest.raises(ValueError, match="degree must be 0 or 1"):
+        arccos_kernel(torch.rand(2, 3), torch.rand(2, 3), 2)
+    with pytest.raises(ValueError, match="same number of columns"):
+        arccos_kernel(torch.rand(2, 3), torch.rand(2, 4), 1)
+    with pytest.raises(TypeError, match="Y must be a real floating"):
+        arccos_kernel(torch.rand(2, 3), torch.ones(2, 3, dtype=torch.int64), 1)
+
+
+def test_bad_empirical_arguments_are_refused():
+    u = torch.rand(1, 6, 6)
+    net = build_single_layer_cnn(1, 4, generator=gen(7))
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        ntk_empirical(lambda x: x, u)
+    with pytest.raises(ValueError, match="method must be"):
+        ntk_empirical(net, u, method="fast")
+    with pytest.raises(ValueError, match="method='structured' needs"):
+        ntk_empirical(build_vanilla_cnn(1, 4, 2, generator=gen(7)), u, method="structured")
+    with pytest.raises(ValueError, match=r"output_channel must be in \[0, 1\)"):
+        ntk_empirical(net, u, output_channel=1)
+    with pytest.raises(ValueError, match=r"output_channel must be in \[0, 1\)"):
+        ntk_empirical(net, u, output_channel=1, method="generic")
+    with pytest.raises(ValueError, match="rows must hold indices"):
+        ntk_empirical(net, u, rows=torch.tensor([36]))
+    with pytest.raises(ValueError, match="chunk_size must be > 0"):
+        ntk_empirical(net, u, chunk_size=0, method="generic")
+    with pytest.raises(ValueError, match="u must have 3 dimensions"):
+        ntk_empirical(net, u[0])
