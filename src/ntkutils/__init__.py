@@ -13,5 +13,59 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 
 Nothing runs at import.
 """
-# During development each module lists its public names in ``__all__``; the
-# re-exports below are explicit so a reader sees where each name lives.
+# The public API, re-exported explicitly so a reader sees where each name lives.
+from . import exercises, plotting, widgets
+from .denoise import NTKDenoiseInfo, ntk_denoise
+from .filters import (
+    bias_variance,
+    degrees_of_freedom,
+    degrees_of_freedom_mc,
+    discrepancy_step,
+    eigh_psd,
+    gd_filter,
+    gd_filter_iterative,
+    landmark_pixels,
+    nlm_weights,
+    nystrom_eigenpairs,
+    oracle_step,
+    sure,
+    sure_step,
+)
+from .images import add_noise, estimate_sigma, list_images, load_image, psnr
+from .kernels import arccos_kernel, extract_patches, ntk_closed_form, ntk_empirical
+from .networks import (
+    build_autoencoder,
+    build_single_layer_cnn,
+    build_vanilla_cnn,
+    count_parameters,
+)
+from .training import (
+    FitResult,
+    WeightChange,
+    fit,
+    make_noise_input,
+    ntk_largest_eigenvalue,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # images and noise
+    "list_images", "load_image", "add_noise", "psnr", "estimate_sigma",
+    # networks
+    "build_single_layer_cnn", "build_vanilla_cnn", "build_autoencoder",
+    "count_parameters",
+    # the neural tangent kernel
+    "extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical",
+    # filters
+    "eigh_psd", "gd_filter", "gd_filter_iterative", "landmark_pixels",
+    "nystrom_eigenpairs", "nlm_weights", "degrees_of_freedom",
+    "degrees_of_freedom_mc", "sure", "sure_step", "discrepancy_step", "oracle_step",
+    "bias_variance",
+    # the closed-form denoiser
+    "ntk_denoise", "NTKDenoiseInfo",
+    # training
+    "fit", "FitResult", "WeightChange", "make_noise_input", "ntk_largest_eigenvalue",
+    # submodules
+    "plotting", "widgets", "exercises",
+]

@@ -113,7 +113,7 @@ def ntk_denoise(
     rule: str = "sure",
     generator: torch.Generator | None = None,
     return_info: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, NTKDenoiseInfo]:
     """Denoise an image with the closed-form NTK filter of its own patches, stopped early.
 
     Parameters

@@ -1,0 +1,26 @@
+"""The package's public surface: every exported name exists, is documented, has an example."""
+import inspect
+
+import ntkutils
+
+
+def test_every_public_name_is_importable_and_documented():
+    for name in ntkutils.__all__:
+        obj = getattr(ntkutils, name)
+        doc = inspect.getdoc(obj) or ""
+        assert doc, f"{name} has no docstring"
+        if inspect.isfunction(obj):
+            assert "Examples" in doc, f"{name} has no doctested example"
+            assert "Parameters" in doc or not inspect.signature(obj).parameters, name
+            hints = obj.__annotations__
+            assert "return" in hints, f"{name} has no return type hint"
+
+
+def test_import_runs_nothing_heavy():
+    # importing the package must not build a kernel or train: it is fast and silent
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import ntkutils"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
