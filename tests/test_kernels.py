@@ -16,6 +16,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from ntkutils import kernels  # noqa: E402
 from ntkutils.images import load_image  # noqa: E402
 from ntkutils.kernels import (  # noqa: E402
     arccos_kernel,
@@ -212,12 +213,33 @@ def test_structured_equals_generic(C, bias, symmetric, parameterization):
     rows = torch.tensor([35, 0, 7])
     for o in range(C):
         slow = ntk_empirical(net, u, output_channel=o, method="generic")
-        fast = ntk_empirical(net, u, output_channel=o)  # "auto" picks the structured path
+        fast = ntk_empirical(net, u, output_channel=o, method="structured")
         assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-12)
         part = ntk_empirical(net, u, output_channel=o, rows=rows, method="structured")
         assert torch.allclose(part, slow[rows], rtol=1e-10, atol=1e-12)
         diag = ntk_empirical(net, u, output_channel=o, rows=rows, diagonal=True)
         assert torch.allclose(diag, torch.diag(slow)[rows], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_auto_picks_the_structured_path_only_for_the_single_layer_cnn(monkeypatch, symmetric):
+    calls = []
+    structured = kernels._ntk_structured
+    monkeypatch.setattr(kernels, "_ntk_structured",
+                        lambda *args: calls.append(1) or structured(*args))
+    u = camera(6)
+    net = build_single_layer_cnn(1, 8, symmetric=symmetric, generator=gen(8))
+    ntk_empirical(net, u.float())
+    ntk_empirical(net, u)
+    assert len(calls) == 2
+    ntk_empirical(build_vanilla_cnn(1, 4, 1, generator=gen(8)), u)
+    ntk_empirical(ContractCNN(1, 4, 1, 3, generator=gen(8)), u)
+    net.scale_hidden *= 2.0
+    net.forward = lambda x: net.readout(torch.relu(net.hidden(x)))  # not the assumed forward
+    ntk_empirical(net, u)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="method='structured': the forward pass"):
+        ntk_empirical(net, u, method="structured")
 
 
 def test_structured_respects_frozen_parameters():
@@ -344,3 +366,5 @@ def test_bad_empirical_arguments_are_refused():
         ntk_empirical(net, u, chunk_size=0, method="generic")
     with pytest.raises(ValueError, match="u must have 3 dimensions"):
         ntk_empirical(net, u[0])
+    with pytest.raises(ValueError, match=r"model.eval\(\)"):
+        ntk_empirical(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), u)

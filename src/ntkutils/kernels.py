@@ -77,16 +77,6 @@ def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
     return cols[0].T  # (n, C*k*k)
 
 
-def _cho_saul(gram: torch.Tensor, norm_prod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Arc-cosine kernels ``(k0, k1)`` from inner products and products of norms (elementwise)."""
-    positive = norm_prod > 0
-    cos = torch.where(positive, gram / torch.where(positive, norm_prod, 1.0), 0.0)
-    phi = torch.arccos(cos.clamp(-1.0, 1.0))
-    k0 = torch.where(positive, 1.0 - phi / math.pi, 0.0)
-    k1 = norm_prod * (torch.sin(phi) + (math.pi - phi) * torch.cos(phi)) / math.pi
-    return k0, k1
-
-
 def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor:
     """Arc-cosine kernel of degree 0 or 1 between the rows of two matrices (Cho & Saul, 2009).
 
@@ -135,8 +125,15 @@ def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor
                          f"{tuple(X.shape)} and {tuple(Y.shape)}")
     if degree not in (0, 1) or isinstance(degree, bool):
         raise ValueError(f"degree must be 0 or 1, got {degree!r}")
-    norm_prod = X.norm(dim=1)[:, None] * Y.norm(dim=1)[None, :]  # (n, m)
-    return _cho_saul(X @ Y.T, norm_prod)[degree]
+    if X.dtype != Y.dtype:
+        raise TypeError(f"X and Y must have the same dtype, got {X.dtype} and {Y.dtype}")
+    norm_prod = torch.outer(X.norm(dim=1), Y.norm(dim=1))  # (n, m)
+    positive = norm_prod > 0
+    cos = torch.where(positive, X @ Y.T / torch.where(positive, norm_prod, 1.0), 0.0)
+    phi = torch.arccos(cos.clamp(-1.0, 1.0))  # (n, m)
+    if degree == 0:
+        return torch.where(positive, 1.0 - phi / math.pi, 0.0)
+    return norm_prod * (torch.sin(phi) + (math.pi - phi) * torch.cos(phi)) / math.pi
 
 
 def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -155,63 +152,70 @@ def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _relu_duals(sigma, var1, var2):
-    """``E[relu relu]`` and ``E[relu' relu']`` for a centred Gaussian pair (elementwise)."""
-    k0, k1 = _cho_saul(sigma, torch.sqrt(var1 * var2))
-    return k1 / 2, k0 / 2
+def _relu_duals(sigma, sd1, sd2):
+    """``E[relu relu]`` and ``E[relu' relu']`` of centred Gaussian pairs, overwriting ``sigma``.
+
+    ``sigma`` (b, h2, w2, H, W) holds the covariances; ``sd1`` (1, 1, 1, H, W) and ``sd2``
+    (b, h2, w2, 1, 1) the standard deviations of the two points (0 gives 0 in both).
+    """
+    inv1 = torch.where(sd1 > 0, 1.0 / sd1.clamp(min=torch.finfo(sd1.dtype).tiny), 0.0)
+    inv2 = torch.where(sd2 > 0, 1.0 / sd2.clamp(min=torch.finfo(sd2.dtype).tiny), 0.0)
+    cos = sigma.mul_(inv1).mul_(inv2).clamp_(-1.0, 1.0)
+    rest = torch.arccos(cos).neg_().add_(math.pi)  # pi - phi
+    K = torch.sin(rest).addcmul_(rest, cos).mul_(sd1 / (2 * math.pi)).mul_(sd2)
+    K_dot = rest.mul_((inv1 > 0) / (2 * math.pi)).mul_(inv2 > 0)
+    return K, K_dot
 
 
-def _window_average(T: torch.Tensor, k: int, H: int, W: int) -> torch.Tensor:
-    """``S[b, p, t] = k^-2 sum_D T[b, p + D, t + D]`` over the ``k x k`` offsets ``D``.
+def _window_average(T: torch.Tensor, k: int) -> torch.Tensor:
+    """``S[b, t, p] = k^-2 sum_D T[b, t + D, p + D]`` over the ``k x k`` offsets ``D``.
 
-    ``T`` has shape (b, H, W, h2, w2): first point ``p`` on the image grid (zero outside it),
-    second point ``t`` on a window that shrinks by ``k // 2`` on each side.
+    ``T`` has shape (b, h2, w2, H, W): the second point ``t`` on a window that shrinks by
+    ``k // 2`` on each side, the first point ``p`` on the image grid (zero outside it).
     """
     a = k // 2
-    b, _, _, h2, w2 = T.shape
-    padded = T.new_zeros(b, H + 2 * a, W + 2 * a, h2, w2)  # (b, H+2a, W+2a, h2, w2)
-    padded[:, a:a + H, a:a + W] = T
-    out = T.new_zeros(b, H, W, h2 - 2 * a, w2 - 2 * a)
-    for dr in range(k):
-        for dc in range(k):
-            out += padded[:, dr:dr + H, dc:dc + W, dr:dr + h2 - 2 * a, dc:dc + w2 - 2 * a]
-    return out / k**2
+    b, h2, w2, H, W = T.shape
+    out = T.new_zeros(b, h2 - 2 * a, w2 - 2 * a, H, W)
+    for dr in range(-a, a + 1):
+        for dc in range(-a, a + 1):
+            r0, r1, c0, c1 = max(0, -dr), min(H, H - dr), max(0, -dc), min(W, W - dc)
+            out[..., r0:r1, c0:c1] += T[:, a + dr:a + dr + h2 - 2 * a,
+                                        a + dc:a + dc + w2 - 2 * a,
+                                        r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+    return out.div_(k**2)
 
 
-def _cntk_windows(P_ext, diag_ext, corners, size, H, W, k, depth):
-    """Depth-``L`` CNTK between every pixel and the centres of windows of the extended grid.
+def _cntk_windows(P_ext, sd_ext, corners, size, H, W, k, depth):
+    """Depth-``L`` CNTK between the centres of windows of the extended grid and every pixel.
 
     ``P_ext`` (He, We, d): patches on the image grid extended by ``R = (depth - 1) (k // 2)``
-    on each side; ``diag_ext[h]`` (He, We): ``Sigma^(h+1)(q, q)``, zero outside the image;
+    on each side; ``sd_ext[h]`` (He, We): ``Sigma^(h+1)(q, q)^(1/2)``, zero outside the image;
     ``corners`` (b, 2): top-left corners of windows of ``size = (h2, w2)`` on that grid.
-    Returns (b, H, W, h2 - 2R, w2 - 2R).
+    Returns (b, h2 - 2R, w2 - 2R, H, W).
     """
     h2, w2 = size
-    d = P_ext.shape[-1]
+    d, a = P_ext.shape[-1], k // 2
     rr = corners[:, 0, None] + torch.arange(h2, device=corners.device)  # (b, h2)
     cc = corners[:, 1, None] + torch.arange(w2, device=corners.device)  # (b, w2)
-    R = (depth - 1) * (k // 2)
+    R = (depth - 1) * a
     P = P_ext[R:R + H, R:R + W].reshape(H * W, d)  # (n, d)
     Q = P_ext[rr[:, :, None], cc[:, None, :]]  # (b, h2, w2, d)
-    sigma = torch.einsum("nd,bijd->bnij", P, Q) / d  # (b, n, h2, w2)
-    sigma = sigma.reshape(-1, H, W, h2, w2)  # (b, H, W, h2, w2)
-    theta = sigma
+    sigma = (Q @ (P.T / d)).reshape(-1, h2, w2, H, W)  # (b, h2, w2, H, W)
+    theta = sigma.clone()
     for h in range(depth):
-        var1 = diag_ext[h][R:R + H, R:R + W][None, :, :, None, None]  # (1, H, W, 1, 1)
-        lo_r, lo_c = h * (k // 2), h * (k // 2)
-        hh, ww = sigma.shape[-2:]
-        var2 = diag_ext[h][rr[:, lo_r:lo_r + hh, None], cc[:, None, lo_c:lo_c + ww]]
-        var2 = var2[:, None, None]  # (b, 1, 1, hh, ww); zero outside the image
-        K, K_dot = _relu_duals(sigma, var1, var2)
+        sd1 = sd_ext[h][R:R + H, R:R + W]  # (H, W)
+        hh, ww = sigma.shape[1:3]
+        sd2 = sd_ext[h][rr[:, h * a:h * a + hh, None], cc[:, None, h * a:h * a + ww]]
+        K, K_dot = _relu_duals(sigma, sd1, sd2[..., None, None])  # sd2: (b, hh, ww, 1, 1)
+        theta = K_dot.mul_(theta).add_(K)  # K + K_dot Theta
         if h == depth - 1:
-            return K + K_dot * theta  # 1x1 read-out layer
-        sigma = _window_average(K, k, H, W)
-        theta = _window_average(K + K_dot * theta, k, H, W)
+            return theta  # the 1x1 read-out layer
+        sigma, theta = _window_average(K, k), _window_average(theta, k)
     raise AssertionError("unreachable")
 
 
 def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> torch.Tensor:
-    """Depth >= 2 CNTK, full ``(n, n)`` (row bands of columns) or ``(n, m)``."""
+    """Depth >= 2 CNTK, full ``(n, n)`` (in bands of columns) or ``(n, m)``."""
     C, H, W = u.shape
     n, d, a = H * W, C * k * k, k // 2
     R = (depth - 1) * a
@@ -219,26 +223,26 @@ def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> 
     He, We = H + 2 * R, W + 2 * R
     P_ext = F.unfold(u_ext[None], k, padding=a)[0].T.reshape(He, We, d)  # (He, We, d)
     var = (P_ext[R:R + H, R:R + W] ** 2).sum(-1) / d  # (H, W): Sigma^(1)(p, p)
-    diag_ext = []
+    sd_ext = []
     for _ in range(depth):
-        diag_ext.append(F.pad(var, (R, R, R, R)))  # (He, We), zero outside the image
+        sd_ext.append(F.pad(var.sqrt(), (R, R, R, R)))  # (He, We), zero outside the image
         var = F.avg_pool2d((var / 2)[None, None], k, 1, a, count_include_pad=True)[0, 0]
-    per_point = n * u.element_size() * 8  # bytes per second point in the temporaries
+    per_point = n * u.element_size() * 6  # bytes of temporaries per second point
     if columns is None:
         out = u.new_empty(n, n)  # (n, n)
         band = max(1, _WORK_BYTES // (per_point * We) - 2 * R)
         for r0 in range(0, H, band):
             hb = min(band, H - r0)
             corners = torch.tensor([[r0, 0]], device=u.device)
-            block = _cntk_windows(P_ext, diag_ext, corners, (hb + 2 * R, We), H, W, k, depth)
-            out[:, r0 * W:(r0 + hb) * W] = block.reshape(n, hb * W)  # (n, hb*W)
+            block = _cntk_windows(P_ext, sd_ext, corners, (hb + 2 * R, We), H, W, k, depth)
+            out[r0 * W:(r0 + hb) * W] = block.reshape(hb * W, n)  # rows = columns (symmetry)
         return out
     m = columns.numel()
     out = u.new_empty(n, m)  # (n, m)
     corners = torch.stack([columns // W, columns % W], dim=1)  # (m, 2), centre + R - R
     step = max(1, _WORK_BYTES // (per_point * (2 * R + 1) ** 2))
     for s in range(0, m, step):
-        block = _cntk_windows(P_ext, diag_ext, corners[s:s + step], (2 * R + 1,) * 2,
+        block = _cntk_windows(P_ext, sd_ext, corners[s:s + step], (2 * R + 1,) * 2,
                               H, W, k, depth)
         out[:, s:s + step] = block.reshape(-1, n).T  # (n, b)
     return out
@@ -302,11 +306,13 @@ def ntk_closed_form(
         Theta(p, q)       = K^(L)(p, q) + Kdot^(L)(p, q) Theta^(L)(p, q)   (1x1 read-out)
 
     The average over ``D`` (not a sum) is the fan-in scaling: each of the ``c k^2`` inputs of a
-    unit contributes ``1 / (c k^2)`` of the same expectation.  The recursion couples only pairs
-    shifted together, ``(p + D, q + D)``, so column ``q`` needs the first point everywhere and
-    the second point within ``R = (L - 1)(k // 2)`` of ``q``: with ``columns`` the work and
-    memory are ``O(n m (2R + 1)^2)``, in chunks of columns; the full kernel is computed in
-    bands of columns.  Cost of the full kernel: about ``L k^2`` operations per entry.
+    unit contributes ``1 / (c k^2)`` of the same expectation.  The ReLU has no He factor
+    ``sqrt(2)``, so the variance halves at each layer, ``Sigma^(h+1)(p, p)`` being the window
+    average of ``Sigma^(h)(p, p) / 2``.  The recursion couples only pairs shifted together,
+    ``(p + D, q + D)``, so column ``q`` needs the first point everywhere and the second point
+    within ``R = (L - 1)(k // 2)`` of ``q``: with ``columns`` the work is
+    ``O(n m (2R + 1)^2 L k^2)``, never ``O(n^2)``, and the temporaries are kept to about
+    256 MB by taking the columns in chunks; the full kernel is computed in bands of rows.
 
     Colour input: patches are ``k x k x C``, ``d = C k^2``, and one kernel serves all ``C``
     output channels (``Theta kron I_C``).
@@ -372,6 +378,16 @@ def _is_single_layer_cnn(model: nn.Module) -> bool:
     )
 
 
+def _single_layer_output(model, u, readout_weight, readout_bias):
+    """``scale_readout * readout(relu(scale_hidden * hidden(u)))`` with the given read-out."""
+    hidden = model.hidden
+    h = torch.relu(model.scale_hidden * F.conv2d(
+        u[None], hidden.weight.to(u), None if hidden.bias is None else hidden.bias.to(u),
+        padding=hidden.kernel_size[0] // 2))  # (1, c, H, W)
+    z = F.conv2d(h, readout_weight, readout_bias)  # (1, C_out, H, W)
+    return model.scale_readout * z.reshape(z.shape[1], -1)  # (C_out, n)
+
+
 def _ntk_structured(model, u, output_channel, rows, diagonal):
     """Exact finite-width NTK of the single-hidden-layer CNN from feature products."""
     hidden, readout = model.hidden, model.readout
@@ -427,7 +443,7 @@ def ntk_empirical(
     ----------
     model : torch.nn.Module
         Maps a batch ``(1, C, H, W)`` to ``(1, C_out, H', W')``, ``n = H' W'``.  It is used as
-        it is (call ``model.eval()`` first if it has batch norm); it is not modified.
+        it is and not modified; batch norm must be in eval mode (``model.eval()``).
     u : torch.Tensor, shape (C, H, W)
         Network input.  The computation runs in ``u``'s dtype and device: the parameters
         are cast (on the fly, not in place) to them.
@@ -460,8 +476,9 @@ def ntk_empirical(
     with one-hot cotangents.  The full kernel is ``J J^T`` when ``J`` (``n`` x parameters)
     takes at most 1 GiB: ``n`` backward passes.  Otherwise (and with ``rows``)
     ``Theta[R, :] = J J_R^T`` comes from a vmapped Jacobian-vector product with tangents
-    ``J_R``, so ``J`` is never stored: ``2 n`` (or ``2 m``) passes.  Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations,
-    ``a`` the read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when
+    ``J_R``, so ``J`` is never stored: ``2 n`` (or ``2 m``) passes.
+
+    Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations, ``a`` the read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when
     the hidden layer has a bias)::
 
         Theta_ij = s_r^2 sum_h relu(g_hi) relu(g_hj)
@@ -496,6 +513,11 @@ def ntk_empirical(
     chunk_size = check_positive(chunk_size, "chunk_size", integer=True)
     if method not in ("auto", "generic", "structured"):
         raise ValueError(f"method must be 'auto', 'generic' or 'structured', got {method!r}")
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) \
+                and module.training and module.track_running_stats:
+            raise ValueError("model has batch norm in training mode, whose running statistics "
+                             "cannot be updated inside a Jacobian; call model.eval() first")
     structured = _is_single_layer_cnn(model)
     if method == "structured" and not structured:
         raise ValueError(
@@ -514,14 +536,26 @@ def ntk_empirical(
         z = z.reshape(z.shape[1], -1)  # (C_out, n)
         return z if channel is None else z[channel]  # (n,)
 
-    if structured and method != "generic":
-        if u.shape[0] != model.hidden.in_channels:
-            raise ValueError(f"u must have {model.hidden.in_channels} channels for this model, "
-                             f"got shape {tuple(u.shape)}")
-        C_out, n = model.readout.out_channels, u.shape[1] * u.shape[2]
-    else:
-        with torch.no_grad():
-            C_out, n = output(params, None).shape
+    with torch.no_grad():
+        z = output(params, None)  # (C_out, n)
+        C_out, n = z.shape
+        if structured:  # check that forward is what the feature products assume, with a
+            # positive read-out (no cancellation, even for a mirrored network)
+            probe = {**frozen, **params}
+            probe["readout.weight"] = probe["readout.weight"].abs()
+            if model.readout.bias is not None:
+                probe["readout.bias"] = probe["readout.bias"].abs()
+            z_model = torch.func.functional_call(model, probe, (u[None],))
+            z_model = z_model.reshape(z_model.shape[1], -1)  # (C_out, n)
+            z_features = _single_layer_output(model, u, probe["readout.weight"],
+                                              probe.get("readout.bias"))  # (C_out, n)
+            tol = 1e-10 if u.dtype == torch.float64 else 1e-4
+            structured = z_features.shape == z_model.shape and bool(torch.allclose(
+                z_features, z_model, rtol=tol, atol=tol * float(z_features.max())))
+    if method == "structured" and not structured:
+        raise ValueError(f"method='structured': the forward pass of this {type(model).__name__} "
+                         "is not scale_readout * readout(relu(scale_hidden * hidden(u))); "
+                         "use method='generic'")
     if not 0 <= output_channel < C_out:
         raise ValueError(f"output_channel must be in [0, {C_out}), got {output_channel}")
     if rows is not None:
