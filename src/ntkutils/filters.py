@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ntkutils._progress import progress_bar
 from ntkutils._checks import (
     check_generator,
     check_image,
@@ -294,7 +294,7 @@ def gd_filter_iterative(y: torch.Tensor, K: torch.Tensor, n_steps: int, *, lr: f
                              f"{tuple(z0.shape)}")
         z = z0.to(dtype).reshape(C, n).clone()  # (C, n)
     out = [z]
-    for _ in tqdm(range(n_steps), desc="GD filter", leave=False):
+    for _ in progress_bar(range(n_steps), desc="GD filter", leave=False):
         z = z + lr * (yf - z) @ K  # (C, n); K symmetric: (K r_c)^T = r_c^T K
         out.append(z)
     return torch.stack(out).reshape(n_steps + 1, C, H, W)  # (T, C, H, W)

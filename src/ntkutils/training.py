@@ -9,7 +9,6 @@ initialisation, found by :func:`ntk_largest_eigenvalue`.
 """
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -19,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp
-from tqdm.auto import tqdm
 
 from ._checks import check_generator, check_positive, check_tensor
+from ._progress import progress_bar
 from .images import psnr as _psnr
 
 __all__ = [
@@ -264,11 +263,6 @@ def _check_steps(value: Iterable[int], name: str, n_steps: int) -> list[int]:
     return sorted(set(steps))
 
 
-def _progress_disabled(progress: bool) -> bool:
-    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
-    return (not progress) or env not in ("", "0", "false", "no")
-
-
 def fit(
     model: nn.Module,
     net_input: torch.Tensor,
@@ -450,7 +444,7 @@ def fit(
 
     # ------------------------------------------------------------------ training
     start = time.perf_counter()
-    bar = tqdm(total=n_steps, disable=_progress_disabled(progress), desc=f"fit ({optimizer})")
+    bar = progress_bar(total=n_steps, progress=progress, desc=f"fit ({optimizer})")
     for t in range(n_steps):
         u_t = net_input
         if input_noise_std > 0:
