@@ -7,6 +7,8 @@
 # For authors:
 #   make execute NB=book/<chapter>.ipynb   run a notebook top to bottom in
 #                                          place, storing its outputs
+#   make student                           write student copies of the chapters
+#                                          (solutions removed) into student/
 #   make clean                             remove _build
 
 PYTHON ?= python3
@@ -14,7 +16,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: book test execute clean
+.PHONY: book test execute student clean
 
 define EXECUTE_NOTEBOOK
 import os, sys
@@ -50,6 +52,10 @@ test: $(STAMP)
 execute: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make execute NB=book/<notebook>.ipynb"; exit 2; }
 	TQDM_DISABLE=1 $(BIN)/python -c "$$EXECUTE_NOTEBOOK" "$(NB)"
+
+# Student copies for a class: every chapter with the exercise solutions removed.
+student: $(STAMP)
+	$(BIN)/python -m ntkutils.classroom --book book --out student
 
 clean:
 	rm -rf _build

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_image, check_patch_size, check_positive, check_tensor
+from ._progress import progress_bar
 
 __all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
 
@@ -572,9 +573,7 @@ def ntk_empirical(
     blocks = []
     chunks = range(0, index.numel(), chunk_size)
     if len(chunks) > 4:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="empirical NTK", leave=False)
+        chunks = progress_bar(chunks, desc="empirical NTK", leave=False)
     for s in chunks:
         rows_s = index[s:s + chunk_size]
         onehot = u.new_zeros(rows_s.numel(), n)  # (b, n) cotangents

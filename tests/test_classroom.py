@@ -1,0 +1,77 @@
+"""Student copies: solutions removed, the rest intact, and the copy runs unanswered."""
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from ntkutils.classroom import main, make_student_copy
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
+ALLOWED_ERRORS = {"ExerciseFailed", "NotImplementedError"}
+
+
+def _solution_sources(nb):
+    """Sources of the cells between solution-start and solution-end."""
+    inside, found = False, []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "{solution-start}" in cell.source:
+            inside = True
+        elif cell.cell_type == "markdown" and "{solution-end}" in cell.source:
+            inside = False
+        elif inside and cell.source.strip():
+            found.append(cell.source.strip())
+    return found
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_solution_survives_and_the_rest_is_intact(path):
+    nb = nbformat.read(path, as_version=4)
+    student, exercise_cells = make_student_copy(nb)
+    solutions = _solution_sources(nb)
+    assert solutions, f"{path.name} has no exercise solutions"
+    text = "\n".join(c.source for c in student.cells)
+    assert "{solution-start}" not in text and "{solution-end}" not in text
+    for sol in solutions:
+        assert sol not in text, f"solution text left in the student copy of {path.name}"
+    kept = [c for c in nb.cells if c.source.strip() not in solutions
+            and "{solution-" not in c.source]
+    assert len(kept) == len(student.cells)
+    for i, (orig, copy) in enumerate(zip(kept, student.cells)):
+        assert orig.source == copy.source
+        if i in exercise_cells:
+            assert copy.outputs == [] and copy.execution_count is None
+        elif orig.cell_type == "code":
+            assert copy.outputs == orig.outputs  # stored outputs stay
+
+
+def test_command_writes_every_chapter(tmp_path, capsys):
+    assert main(["--book", str(ROOT / "book"), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [p.name for p in CHAPTERS]
+    assert main(["--book", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "book_dir must be a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_student_copy_runs_with_only_the_exercises_failing(path, tmp_path):
+    student, exercise_cells = make_student_copy(nbformat.read(path, as_version=4))
+    os.environ["TQDM_DISABLE"] = "1"
+    NotebookClient(student, timeout=1800, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+    failed = {}
+    for i, cell in enumerate(student.cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                failed[i] = out.ename
+    unexpected = {i: e for i, e in failed.items()
+                  if i not in exercise_cells or e not in ALLOWED_ERRORS}
+    assert not unexpected, (
+        f"{path.name}: cells outside the exercises failed in the student copy "
+        f"(they must not depend on a solution): "
+        + "; ".join(f"cell {i} {e}: {student.cells[i].source[:60]!r}"
+                    for i, e in unexpected.items()))
+    n_exercises = sum("{exercise}" in c.source for c in student.cells
+                      if c.cell_type == "markdown")
+    assert len(failed) >= n_exercises, "every unanswered exercise's checker must fail"
