@@ -1,0 +1,212 @@
+"""Tests of ntkutils.reproduce (the poster's grid) and of ``python -m ntkutils reproduce``.
+
+Everything runs at the hidden "test" scale (a 32 x 32 colour crop, tiny networks, 20 steps),
+a few seconds in all.  Reference values are computed here independently: PSNR from its
+formula, the flat image from the noisy image's channel means, the exact kernel filter from a
+full eigendecomposition, and the poster's numbers typed from the poster's text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ntkutils.cli import main, read_png
+from ntkutils.kernels import ntk_closed_form
+from ntkutils.reproduce import (
+    INPUTS,
+    METHODS,
+    POSTER_PSNR,
+    GridSettings,
+    format_settings,
+    format_table,
+    grid_settings,
+    plot_grid,
+    reproduce_grid,
+)
+
+# The poster's grid, typed from the poster's text (rows: network input).
+POSTER = {
+    "noisy image": [24.7, 28.0, 28.9, 31.1, 28.3],
+    "iid noise": [16.4, 21.6, 15.3, 31.0, 21.6],
+}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return 10 * math.log10(1.0 / mse)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return reproduce_grid("test", progress=False)
+
+
+def test_every_cell_has_a_finite_psnr_that_matches_its_image(grid):
+    assert set(grid.cells) == set(INPUTS)
+    for name in INPUTS:
+        assert list(grid.cells[name]) == list(METHODS)
+        for method in METHODS:
+            cell = grid.cells[name][method]
+            assert math.isfinite(cell.psnr) and math.isfinite(cell.psnr_discrepancy)
+            assert cell.x_hat.shape == grid.x.shape
+            assert cell.psnr == pytest.approx(_psnr(cell.x_hat, grid.x), abs=1e-4)
+            # the oracle is the best recorded step of the PSNR curve
+            assert cell.psnr == pytest.approx(float(cell.psnr_curve.max()), abs=1e-9)
+            assert cell.step in cell.steps.tolist()
+    assert grid.noisy_psnr == pytest.approx(_psnr(grid.y, grid.x), abs=1e-6)
+
+
+def test_poster_constant_is_the_posters_table():
+    for name, values in POSTER.items():
+        assert [POSTER_PSNR[name][m] for m in METHODS] == values
+
+
+def test_table_puts_the_posters_numbers_beside_ours(grid):
+    lines = format_table(grid).splitlines()
+    assert lines[0].split("|")[2:-1] == [f" {m} " for m in METHODS]
+    for name, line in zip(INPUTS, lines[2:4]):
+        assert line.startswith(f"| {name} |")
+        pairs = re.findall(r"(-?[0-9.]+) \(([0-9.]+)\)", line)
+        assert len(pairs) == len(METHODS)
+        for (ours, poster), method, expected in zip(pairs, METHODS, POSTER[name]):
+            assert float(poster) == expected
+            assert float(ours) == pytest.approx(grid.cells[name][method].psnr, abs=0.051)
+    assert "ORACLE" in format_table(grid)
+    assert "discrepancy" in format_table(grid, rule="discrepancy")
+
+
+def test_ntk_of_noise_input_is_nearly_flat_and_of_image_input_denoises(grid):
+    x, y = grid.x, grid.y
+    flat = y.mean(dim=(1, 2), keepdim=True).expand_as(y)  # per-channel mean colour
+    noise_cell = grid.cells["iid noise"]["NTK + Nyström"]
+    spatial_std = noise_cell.x_hat.std(dim=(1, 2)).mean()
+    assert spatial_std < 0.5 * x.std(dim=(1, 2)).mean()
+    assert abs(noise_cell.psnr - _psnr(flat, x)) < 1.5  # cf. the poster's 15.3 dB
+    image_cell = grid.cells["noisy image"]["NTK + Nyström"]
+    assert image_cell.psnr > grid.noisy_psnr + 2.0
+
+
+def test_discrepancy_step_is_the_first_residual_below_the_noise_level(grid):
+    threshold = grid.y.numel() * grid.settings.sigma**2
+    for row in grid.cells.values():
+        for cell in row.values():
+            res = cell.residual.tolist()
+            first = next((k for k, r in enumerate(res) if r <= threshold), len(res) - 1)
+            assert cell.step_discrepancy == int(cell.steps[first])
+            assert cell.psnr_discrepancy == pytest.approx(float(cell.psnr_curve[first]))
+
+
+def test_gradient_descent_starts_from_zero_output_and_adam_does_not(grid):
+    for name in INPUTS:
+        for method in METHODS:
+            snaps = grid.cells[name][method].snapshots
+            if method.startswith("GD"):
+                assert float(snaps[0].abs().max()) < 1e-5
+            elif method.startswith("Adam"):
+                assert float(snaps[0].abs().max()) > 1e-3
+
+
+def test_ntk_cell_with_every_pixel_a_landmark_is_the_exact_filter():
+    s = dataclasses.replace(grid_settings("test"), size=16, crop=32, n_landmarks=256)
+    r = reproduce_grid(settings=s, progress=False)
+    cell = r.cells["noisy image"]["NTK + Nyström"]
+    K = ntk_closed_form(r.y.double(), s.patch_size, s.vanilla_depth).numpy()  # (n, n)
+    lam, V = np.linalg.eigh(K)
+    lam = np.clip(lam, 0, None)
+    gain = 1.0 - (1.0 - lam / lam.max()) ** cell.step  # (n,)
+    yf = r.y.double().reshape(3, -1).numpy()  # (C, n)
+    z = (yf @ V * gain) @ V.T  # (C, n)
+    assert np.abs(z - cell.x_hat.double().reshape(3, -1).numpy()).max() < 1e-4
+    # the degrees of freedom of that filter, C tr(I - (I - Theta / lambda_max)^t)
+    assert cell.degrees_of_freedom == pytest.approx(3 * gain.sum(), rel=1e-6)
+
+
+def test_seeded_grid_is_reproducible(grid):
+    again = reproduce_grid("test", progress=False)
+    assert again.psnr == grid.psnr
+    other = reproduce_grid("test", seed=1, progress=False)
+    assert other.psnr != grid.psnr
+
+
+def test_settings_and_figure(grid):
+    text = format_settings(grid)
+    assert "ORACLE" in text and "sigma = 25/255" in text and "32x32" in text
+    fig = plot_grid(grid)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 2 * (len(METHODS) + 1)
+    for name, values in POSTER.items():
+        for v in values:
+            assert any(f"(poster {v:.1f})" in t for t in titles)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_bad_arguments_raise_named_errors(grid):
+    with pytest.raises(ValueError, match="scale"):
+        reproduce_grid("huge")
+    with pytest.raises(TypeError, match="settings"):
+        reproduce_grid(settings={"size": 8})
+    with pytest.raises(ValueError, match="rule"):
+        format_table(grid, rule="best")
+    with pytest.raises(TypeError, match="GridResult"):
+        plot_grid(None)
+    with pytest.raises(ValueError, match="seed"):
+        grid_settings("cpu", seed=-1)
+    assert isinstance(grid_settings("paper"), GridSettings)
+
+
+def test_command_writes_table_and_figure(tmp_path, capsys):
+    out = tmp_path / "new" / "folder"
+    assert main(["reproduce", "--scale", "test", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    md = (out / "grid.md").read_text(encoding="utf-8")
+    for name, values in POSTER.items():
+        row = next(line for line in md.splitlines() if line.startswith(f"| {name} |"))
+        assert [float(p) for p in re.findall(r"\(([0-9.]+)\)", row)] == values
+    assert "Settings" in md and "discrepancy" in md
+    assert "| noisy image |" in printed and "wrote" in printed
+    png = read_png(out / "grid.png")
+    assert png.shape[0] == 3 and png.shape[2] > png.shape[1]  # a wide grid
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--scale", "huge"], "--scale must be 'cpu' or 'paper'"),
+        (["--image", "house"], "--image must be one of"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+    ],
+)
+def test_command_bad_arguments_give_one_line(tmp_path, capsys, extra, message):
+    assert main(["reproduce", "--out", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_command_refuses_a_file_as_output_folder(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["reproduce", "--scale", "test", "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "--out must be a folder" in err and err.count("\n") == 1
+
+
+def test_module_entry_point_reports_one_line():
+    bad = subprocess.run([sys.executable, "-m", "ntkutils", "reproduce", "--scale", "x"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "--scale" in bad.stderr
+
+
+@pytest.mark.gpu
+def test_grid_runs_on_the_gpu():
+    r = reproduce_grid("test", device="cuda", progress=False)
+    assert r.device.startswith("cuda")
+    assert all(math.isfinite(v) for row in r.psnr.values() for v in row.values())
