@@ -63,6 +63,14 @@ def check_image(value: Any, name: str, *, unit_range: bool = False) -> torch.Ten
     return value
 
 
+def check_net_input(value: Any, name: str) -> torch.Tensor:
+    """A network input ``(C, H, W)`` with any number of channels ``C >= 1``.
+
+    The noisy image (1 or 3 channels) or the deep image prior's iid noise (32 channels).
+    """
+    return check_tensor(value, name, ndim=3)
+
+
 def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
     """A finite number > 0 (an int when ``integer``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

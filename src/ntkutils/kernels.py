@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_image, check_patch_size, check_positive, check_tensor
+from ._checks import check_net_input, check_patch_size, check_positive, check_tensor
 from ._progress import progress_bar
 
 __all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
@@ -72,7 +72,7 @@ def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
     >>> extract_patches(u, 3)[0]  # the corner pixel sees zero padding
     tensor([0., 0., 0., 0., 0., 1., 0., 3., 4.])
     """
-    u = check_image(u, "u")
+    u = check_net_input(u, "u")
     k = check_patch_size(patch_size, "patch_size", image_shape=tuple(u.shape[1:]))
     cols = F.unfold(u[None], kernel_size=k, padding=k // 2)  # (1, C*k*k, n)
     return cols[0].T  # (n, C*k*k)
@@ -335,7 +335,7 @@ def ntk_closed_form(
     >>> cols.shape
     torch.Size([64, 2])
     """
-    u = check_image(u, "u")
+    u = check_net_input(u, "u")
     k = check_patch_size(patch_size, "patch_size", image_shape=tuple(u.shape[1:]))
     depth = check_positive(depth, "depth", integer=True)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
