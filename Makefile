@@ -47,11 +47,12 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Progress bars off and no timing metadata, as in the test run; the kernel
-# starts in the notebook's folder, as under nbval.
+# Progress bars off, one thread and no timing metadata, as in the test run
+# (conftest.py); the kernel starts in the notebook's folder, as under nbval.
 execute: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make execute NB=book/<notebook>.ipynb"; exit 2; }
-	TQDM_DISABLE=1 $(BIN)/python -c "$$EXECUTE_NOTEBOOK" "$(NB)"
+	TQDM_DISABLE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+		$(BIN)/python -c "$$EXECUTE_NOTEBOOK" "$(NB)"
 
 # Student copies for a class: every chapter with the exercise solutions removed.
 student: $(STAMP)
