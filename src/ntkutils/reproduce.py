@@ -182,6 +182,9 @@ class GridCell:
         trained networks).
     kernel_eigvals : torch.Tensor or None
         ``(m,)`` Nyström eigenvalues of the kernel, descending (None for the networks).
+    landmarks : torch.Tensor or None
+        ``(m,)`` the kernel's landmark pixels ``i = row * W + col`` (None for the
+        networks).
     lr : float
         Learning rate used (``1 / lambda_max`` for gradient descent and the kernel).
     seconds : float
@@ -200,6 +203,7 @@ class GridCell:
     n_parameters: int | None
     degrees_of_freedom: float | None
     kernel_eigvals: torch.Tensor | None
+    landmarks: torch.Tensor | None
     lr: float
     seconds: float
 
@@ -364,7 +368,7 @@ def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
         psnr_discrepancy=float(curve[disc]), step_discrepancy=int(steps[disc]),
         x_hat=z[best].float().cpu(), steps=steps.cpu(), psnr_curve=curve,
         residual=resid.cpu(), snapshots={}, n_parameters=None, degrees_of_freedom=df,
-        kernel_eigvals=lam.cpu(), lr=lr,
+        kernel_eigvals=lam.cpu(), landmarks=landmarks.cpu(), lr=lr,
         seconds=time.perf_counter() - start,
     )
 
@@ -394,7 +398,7 @@ def _trained_cell(net: nn.Module, u, y, x, optimizer: str, s: GridSettings, gene
         residual=2.0 * res.loss,
         snapshots={t: z.float().cpu() for t, z in res.snapshots.items()},
         n_parameters=count_parameters(net), degrees_of_freedom=None,
-        kernel_eigvals=None, lr=res.lr,
+        kernel_eigvals=None, landmarks=None, lr=res.lr,
         seconds=time.perf_counter() - start,
     )
 
