@@ -39,6 +39,14 @@ from .networks import (
     build_vanilla_cnn,
     count_parameters,
 )
+from .reproduce import (
+    POSTER_PSNR,
+    GridResult,
+    format_table,
+    grid_settings,
+    plot_grid,
+    reproduce_grid,
+)
 from .training import (
     FitResult,
     WeightChange,
@@ -66,6 +74,9 @@ __all__ = [
     "ntk_denoise", "NTKDenoiseInfo",
     # training
     "fit", "FitResult", "WeightChange", "make_noise_input", "ntk_largest_eigenvalue",
+    # the poster's grid (chapter 7, python -m ntkutils reproduce)
+    "reproduce_grid", "GridResult", "grid_settings", "format_table", "plot_grid",
+    "POSTER_PSNR",
     # submodules
     "plotting", "widgets", "exercises",
 ]
