@@ -101,3 +101,13 @@ def check_generator(value: Any, name: str = "generator") -> torch.Generator | No
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
     return value
+
+
+def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
+    """``value`` itself, or ``torch.get_default_dtype()`` for ``None``; a floating dtype."""
+    if value is None:
+        return torch.get_default_dtype()
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch.dtype (torch.float32 or "
+                        f"torch.float64) or None, got {value!r}")
+    return value

@@ -42,16 +42,21 @@ def read_png(path: str | Path) -> torch.Tensor:
     >>> tuple(read_png(f).shape)
     (1, 4, 4)
     """
-    from skimage.io import imread
+    import imageio.v3 as iio
     from skimage.util import img_as_float
 
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"input file not found: {path}")
+    # Decode from bytes with one named plugin: imageio, given a path it cannot decode, tries
+    # every plugin, leaves the file open and warns about deprecated ones.
     try:
-        img = img_as_float(imread(path))
+        img = img_as_float(iio.imread(path.read_bytes(), plugin="pillow"))
     except Exception as err:  # any decoder error becomes one line
-        raise CommandError(f"cannot read {path} as an image: {err}") from err
+        raise CommandError(
+            f"cannot read {path} as an image: expected a PNG, JPEG, TIFF or another format "
+            f"Pillow decodes ({type(err).__name__})"
+        ) from err
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
     if img.ndim == 2:

@@ -16,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import estimate_sigma as _skimage_estimate_sigma
 from skimage.transform import resize
 
-from ._checks import check_generator, check_image, check_positive
+from ._checks import check_float_dtype, check_generator, check_image, check_positive
 
 __all__ = ["list_images", "load_image", "add_noise", "psnr", "estimate_sigma"]
 
@@ -52,7 +52,8 @@ def list_images() -> list[str]:
 
 
 def load_image(
-    name: str, size: int | None = None, gray: bool = True, crop: int | None = None
+    name: str, size: int | None = None, gray: bool = True, crop: int | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Load a shipped test image as a float tensor in [0, 1].
 
@@ -70,17 +71,23 @@ def load_image(
         Side, in stored pixels, of a centre crop taken before resizing: ``crop=64,
         size=64`` is a 64 x 64 detail at full resolution, ``size=64`` alone the whole
         image shrunk.  ``None`` keeps the whole image.
+    dtype : torch.dtype, optional
+        Floating dtype of the result; ``None`` takes PyTorch's default dtype
+        (``torch.get_default_dtype()``: float32 unless a chapter sets float64 for its CPU
+        tier).  The image is read and resized in float64 whatever ``dtype`` is.
 
     Returns
     -------
     torch.Tensor
-        ``(C, H, W)`` float32 tensor with ``C = 1`` (gray) or ``3`` and ``H = W = size``.
+        ``(C, H, W)`` tensor with ``C = 1`` (gray) or ``3`` and ``H = W = size``.
 
     Examples
     --------
     >>> x = load_image("camera", size=64)
     >>> tuple(x.shape), x.dtype, bool(0 <= x.min() and x.max() <= 1)
     ((1, 64, 64), torch.float32, True)
+    >>> load_image("camera", size=8, dtype=torch.float64).dtype
+    torch.float64
     >>> tuple(load_image("coffee", size=32, gray=False).shape)
     (3, 32, 32)
     """
@@ -91,6 +98,7 @@ def load_image(
         raise ValueError(f"name must be one of {names}, got {name!r}")
     if not gray and name in _GRAY_ONLY:
         raise ValueError(f"gray=False asks for colour, but {name!r} is a gray image")
+    dtype = check_float_dtype(dtype)
     img = imread(_data_dir() / f"{name}.png").astype(np.float64) / 255.0  # (H, W[, 3])
     side = img.shape[0]
     if crop is not None:
@@ -106,7 +114,7 @@ def load_image(
     if img.ndim == 3 and gray:
         img = rgb2gray(img)  # (H, W)
     img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)  # (C, H, W)
-    return torch.from_numpy(np.clip(img, 0.0, 1.0).astype(np.float32))
+    return torch.from_numpy(np.clip(img, 0.0, 1.0)).to(dtype)
 
 
 def add_noise(

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_net_input, check_patch_size, check_positive, check_tensor
+from ._compat import prepare_jvp
 from ._progress import progress_bar
 
 __all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
@@ -564,6 +565,7 @@ def ntk_empirical(
     if structured and method != "generic":
         return _ntk_structured(model, u, output_channel, rows, diagonal)
 
+    prepare_jvp()  # before the first jvp: see ntkutils._compat
     _, vjp_fn = torch.func.vjp(output, params)
     n_params = sum(p.numel() for p in params.values())
     index = torch.arange(n, device=u.device) if rows is None else rows

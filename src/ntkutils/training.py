@@ -10,7 +10,6 @@ initialisation, found by :func:`ntk_largest_eigenvalue`.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp
 
-from ._checks import check_generator, check_positive, check_tensor
+from ._checks import check_float_dtype, check_generator, check_positive, check_tensor
+from ._compat import prepare_jvp
 from ._progress import progress_bar
 from .images import psnr as _psnr
 
@@ -105,7 +105,7 @@ def make_noise_input(
     *,
     scale: float = 0.1,
     generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """An iid-noise network input, uniform on ``[0, scale]``, as in the deep image prior.
 
@@ -117,8 +117,8 @@ def make_noise_input(
         Upper end of the uniform distribution (0.1 in the deep image prior).
     generator : torch.Generator, optional
         Source of randomness.
-    dtype : torch.dtype
-        Floating dtype of the result.
+    dtype : torch.dtype, optional
+        Floating dtype of the result; ``None`` takes ``torch.get_default_dtype()``.
 
     Returns
     -------
@@ -146,6 +146,7 @@ def make_noise_input(
         raise ValueError(f"shape must be a tuple (C, H, W) of positive ints, got {shape!r}")
     check_positive(scale, "scale")
     check_generator(generator)
+    dtype = check_float_dtype(dtype)
     return scale * torch.rand(tuple(shape), generator=generator, dtype=dtype)
 
 
@@ -234,10 +235,8 @@ def ntk_largest_eigenvalue(
     check_positive(tol, "tol")
     check_generator(generator)
     f, params = _functional(model, net_input)
-    with _frozen_running_stats(model), warnings.catch_warnings():
-        # torch's own jvp set-up calls the deprecated torch.jit.script once
-        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated",
-                                DeprecationWarning)
+    prepare_jvp()
+    with _frozen_running_stats(model):
         z, vjp_fn = vjp(f, params)
         v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
         v = v / v.norm()
