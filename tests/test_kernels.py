@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -58,6 +59,64 @@ class ContractCNN(nn.Module):
         for w in self.ws:
             h = torch.relu(F.conv2d(h, w, padding=self.k // 2) / math.sqrt(w[0].numel()))
         return F.conv2d(h, self.a) / math.sqrt(self.a.shape[1])
+
+
+# Tolerances per dtype, relative to the largest entry: a few hundred ulps, room for the
+# summation order of SIMD reductions (which differs between CPUs), never tighter.
+RTOL = {torch.float64: 1e-11, torch.float32: 1e-5}
+
+
+def close(A, B, dtype=None):
+    """``A`` equals ``B`` to the tolerance of ``dtype`` (default ``A``'s), relative to max|B|."""
+    scale = float(B.abs().max())
+    return float((A - B).abs().max()) <= RTOL[dtype or A.dtype] * scale
+
+
+def ntk_mpmath(u, k, depth, dps=40):
+    """Theta of the depth-``L`` CNN kernel, pair by pair in ``dps``-digit arithmetic.
+
+    Written from the recursion of ``ntk_closed_form``'s docstring, independently of its
+    vectorised code: ``Sigma`` from the zero-padded patches, the ReLU duals from
+    ``mpmath.acos`` (exact enough at 40 digits), averages over the ``k x k`` shifts of both
+    points that stay inside the image.  Returns an (n, n) float64 tensor.
+    """
+    with mpmath.workdps(dps):
+        C, H, W = u.shape
+        a, d = k // 2, C * k * k
+        pixels = [(r, c) for r in range(H) for c in range(W)]
+        offsets = [(dr, dc) for dr in range(-a, a + 1) for dc in range(-a, a + 1)]
+
+        def inside(r, c):
+            return 0 <= r < H and 0 <= c < W
+
+        patch = {(r, c): [mpmath.mpf(float(u[ch, r + dr, c + dc])) if inside(r + dr, c + dc)
+                          else mpmath.mpf(0) for ch in range(C) for dr, dc in offsets]
+                 for r, c in pixels}
+        sigma = {(p, q): mpmath.fsum(x * y for x, y in zip(patch[p], patch[q])) / d
+                 for p in pixels for q in pixels}
+        theta = dict(sigma)
+        for layer in range(depth):
+            K, K_dot = {}, {}
+            for (p, q), s in sigma.items():
+                sd = mpmath.sqrt(sigma[p, p] * sigma[q, q])
+                phi = mpmath.acos(max(-1, min(1, s / sd))) if sd > 0 else mpmath.pi
+                K[p, q] = sd * (mpmath.sin(phi) + (mpmath.pi - phi) * mpmath.cos(phi)) / (2 * mpmath.pi)
+                K_dot[p, q] = (mpmath.pi - phi) / (2 * mpmath.pi) if sd > 0 else mpmath.mpf(0)
+            if layer == depth - 1:
+                out = [[K[p, q] + K_dot[p, q] * theta[p, q] for q in pixels] for p in pixels]
+                return torch.tensor([[float(x) for x in row] for row in out], dtype=torch.float64)
+            new_sigma, new_theta = {}, {}
+            for p in pixels:
+                for q in pixels:
+                    s = t = mpmath.mpf(0)
+                    for dr, dc in offsets:
+                        pp, qq = (p[0] + dr, p[1] + dc), (q[0] + dr, q[1] + dc)
+                        if inside(*pp) and inside(*qq):
+                            s += K[pp, qq]
+                            t += K[pp, qq] + K_dot[pp, qq] * theta[pp, qq]
+                    new_sigma[p, q], new_theta[p, q] = s / k**2, t / k**2
+            sigma, theta = new_sigma, new_theta
+    raise AssertionError("unreachable")
 
 
 def rel_err(A, B):
@@ -115,13 +174,14 @@ def test_closed_form_depth1_matches_contract_formula():
     for i in range(25):
         for j in range(25):
             ni, nj = np.linalg.norm(P[i]), np.linalg.norm(P[j])
-            if ni > 0 and nj > 0:
-                phi = math.acos(max(-1.0, min(1.0, P[i] @ P[j] / (ni * nj))))
+            if ni > 0 and nj > 0:  # Kahan's angle of the unit vectors: exact at phi = 0 too
+                a, b = P[i] / ni, P[j] / nj
+                phi = 2 * math.atan2(np.linalg.norm(a - b), np.linalg.norm(a + b))
                 expect[i, j] = ni * nj / (2 * math.pi * d) * (
                     math.sin(phi) + 2 * (math.pi - phi) * math.cos(phi))
     ntk = ntk_closed_form(u, k)
     assert ntk.dtype == torch.float64
-    np.testing.assert_allclose(ntk.numpy(), expect, rtol=0, atol=1e-9 * expect.max())
+    assert close(ntk, torch.from_numpy(expect))
     assert torch.equal(ntk[0], torch.zeros(25, dtype=ntk.dtype))
 
 
@@ -149,7 +209,56 @@ def test_columns_equal_slices_of_full(depth, colour):
     full = ntk_closed_form(u, 3, depth=depth)
     cols = ntk_closed_form(u, 3, depth=depth, columns=columns)
     assert cols.shape == (n, columns.numel())
-    assert torch.allclose(cols, full[:, columns], rtol=1e-12, atol=1e-14)
+    assert close(cols, full[:, columns])  # different summation orders: the dtype's tolerance
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("colour", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_closed_form_matches_high_precision_reference(depth, colour, dtype):
+    u = astronaut(4) if colour else camera(5)
+    u[:, :2, :2] = 0.0  # a zero patch (depth 1) ...
+    u[:, -1, :] = u[:, -2, :] = 0.5  # ... and equal, flat patches: parallel pairs
+    ref = ntk_mpmath(u, 3, depth)
+    got = ntk_closed_form(u.to(dtype), 3, depth=depth, dtype=dtype)
+    assert close(got.double(), ref, dtype), float((got.double() - ref).abs().max() / ref.max())
+    if dtype == torch.float64:  # the diagonal too: no spurious sqrt(eps) angle at p = q
+        assert float((got - ref).abs().max() / ref.abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_arccos_kernels_near_parallel_and_antiparallel(dtype):
+    x = torch.tensor([1.0, 2.0, -0.5], dtype=torch.float64)
+    e = torch.tensor([0.3, -0.1, 0.2], dtype=torch.float64)
+    # exactly parallel and antiparallel, angles of about 2e-3, 2e-4 and 2e-10, orthogonal-ish;
+    # from dot products an angle phi is known to eps / phi: sqrt(eps) at the tiny one
+    Y = torch.stack([x, 3 * x, x + 1e-2 * e, x + 1e-3 * e, -2 * x, -x + 1e-2 * e, e,
+                     x + 1e-9 * e])
+    X = x[None].to(dtype)
+    with mpmath.workdps(40):
+        xs = [mpmath.mpf(float(v)) for v in x]
+        for degree in (0, 1):
+            expect = []
+            for y in Y:
+                ys = [mpmath.mpf(float(v)) for v in y]
+                nx, ny = mpmath.norm(xs), mpmath.norm(ys)
+                phi = mpmath.acos(max(-1, min(1, mpmath.fdot(xs, ys) / (nx * ny))))
+                expect.append(1 - phi / mpmath.pi if degree == 0 else
+                              nx * ny * (mpmath.sin(phi) + (mpmath.pi - phi) * mpmath.cos(phi))
+                              / mpmath.pi)
+            expect = torch.tensor([float(v) for v in expect], dtype=torch.float64)
+            got = arccos_kernel(X, Y.to(dtype), degree)[0]
+            assert got.dtype == dtype
+            phi = torch.tensor([float(mpmath.acos(max(-1, min(1, mpmath.fdot(xs, [mpmath.mpf(
+                float(v)) for v in y]) / (mpmath.norm(xs) * mpmath.norm(y.tolist())))))) for y in Y])
+            gap = torch.minimum(phi, math.pi - phi)  # distance to (anti)parallel
+            bound = torch.where(gap < 1e-15, RTOL[dtype],  # exactly (anti)parallel: exact
+                                (8 * torch.finfo(dtype).eps / gap).clamp(min=RTOL[dtype]))
+            err = (got.double() - expect).abs() / expect.abs().max()
+            assert (err[:-1] <= bound[:-1]).all(), (degree, err, bound)
+            tiny_angle_error = float((got.double()[-1] - expect[-1]).abs() / expect.abs().max())
+            assert tiny_angle_error <= 4 * math.sqrt(torch.finfo(dtype).eps), tiny_angle_error
+            assert not got.isnan().any()
 
 
 def test_closed_form_dtype_and_patch_size_5():

@@ -27,6 +27,7 @@ from ._progress import progress_bar
 __all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
 
 _WORK_BYTES = 2**28  # memory for the temporaries of one chunk (about 256 MB)
+_PARALLEL_ULPS = 8  # a gap |x| |y| - <x, y> this many ulps wide is rounding (_angle_terms)
 
 
 def _check_index(value, name: str, size: int) -> torch.Tensor:
@@ -79,6 +80,29 @@ def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
     return cols[0].T  # (n, C*k*k)
 
 
+def _angle_terms(dot: torch.Tensor, norm_prod: torch.Tensor):
+    """``(|x| |y| sin phi, pi - phi)`` from ``dot = <x, y>`` and ``norm_prod = |x| |y|``.
+
+    The one place where the ReLU kernels meet the angle ``phi`` between two points.  It is
+    taken as ``atan2(|x| |y| sin phi, <x, y>)`` with ``(|x| |y| sin phi)^2`` formed as
+    ``(|x| |y| - <x, y>) (|x| |y| + <x, y>)``: ``arccos`` of the cosine has an infinite slope at
+    ``cos = +-1``, where the near-parallel patches of a smooth image sit, and the quotient
+    ``<x, y> / (|x| |y|)`` can round past 1.  Conditioning still costs ``eps / phi`` in the
+    angle, and when ``dot`` and ``norm_prod`` come from different sums (a point with itself, two
+    equal patches) their gap is pure rounding, a spurious ``phi ~ sqrt(eps)``: a gap within
+    ``_PARALLEL_ULPS`` ulps of ``norm_prod`` is taken as exactly 0 (or pi).  That only moves
+    angles below ``sqrt(2 _PARALLEL_ULPS eps)`` (2e-7 in float64), where the angle was no
+    better than that anyway.  A zero point (``norm_prod = 0``, ``dot = 0``) gives
+    ``sin_term = 0``; callers mask ``pi - phi`` there.  Broadcasts; returns new tensors.
+    """
+    noise = _PARALLEL_ULPS * torch.finfo(dot.dtype).eps * norm_prod  # rounding of dot, norms
+    minus, plus = norm_prod - dot, norm_prod + dot  # |x| |y| (1 -+ cos phi)
+    minus.masked_fill_(minus <= noise, 0.0)  # parallel within rounding: phi = 0 exactly
+    plus.masked_fill_(plus <= noise, 0.0)  # antiparallel within rounding: phi = pi
+    sin_term = minus.mul_(plus).sqrt_()
+    return sin_term, torch.atan2(sin_term, -dot)  # atan2(s, -c) = pi - atan2(s, c) for s >= 0
+
+
 def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor:
     """Arc-cosine kernel of degree 0 or 1 between the rows of two matrices (Cho & Saul, 2009).
 
@@ -97,7 +121,7 @@ def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor
 
     Notes
     -----
-    With ``phi`` the angle between ``x`` and ``y`` (cosine clamped into [-1, 1]),
+    With ``phi`` the angle between ``x`` and ``y`` (computed stably, see ``_angle_terms``),
 
         k_0(x, y) = 1 - phi / pi,
         k_1(x, y) = |x| |y| (sin phi + (pi - phi) cos phi) / pi,
@@ -130,12 +154,11 @@ def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor
     if X.dtype != Y.dtype:
         raise TypeError(f"X and Y must have the same dtype, got {X.dtype} and {Y.dtype}")
     norm_prod = torch.outer(X.norm(dim=1), Y.norm(dim=1))  # (n, m)
-    positive = norm_prod > 0
-    cos = torch.where(positive, X @ Y.T / torch.where(positive, norm_prod, 1.0), 0.0)
-    phi = torch.arccos(cos.clamp(-1.0, 1.0))  # (n, m)
+    dot = X @ Y.T  # (n, m)
+    sin_term, rest = _angle_terms(dot, norm_prod)  # |x| |y| sin phi, pi - phi
     if degree == 0:
-        return torch.where(positive, 1.0 - phi / math.pi, 0.0)
-    return norm_prod * (torch.sin(phi) + (math.pi - phi) * torch.cos(phi)) / math.pi
+        return rest.masked_fill_(norm_prod <= 0, 0.0).div_(math.pi)
+    return rest.mul_(dot).add_(sin_term).div_(math.pi)
 
 
 def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -143,14 +166,12 @@ def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     n, d = P.shape
     out = P.new_empty(n, Q.shape[0])  # (n, m)
     p_norm, q_norm = P.norm(dim=1), Q.norm(dim=1)
-    tiny = torch.finfo(P.dtype).tiny
     step = max(1, _WORK_BYTES // (4 * P.element_size() * Q.shape[0]))
     for s in range(0, n, step):
         norm_prod = torch.outer(p_norm[s:s + step], q_norm)  # (r, m)
-        cos = (P[s:s + step] @ Q.T).div_(norm_prod.clamp(min=tiny)).clamp_(-1.0, 1.0)
-        phi = torch.arccos(cos)  # (r, m); a zero patch gives cos = 0 and norm_prod = 0
-        theta = (math.pi - phi).mul_(cos).mul_(2.0).add_(phi.sin_())
-        out[s:s + step] = theta.mul_(norm_prod).div_(2 * math.pi * d)
+        dot = P[s:s + step] @ Q.T  # (r, m); a zero patch gives dot = 0 and norm_prod = 0
+        sin_term, rest = _angle_terms(dot, norm_prod)
+        out[s:s + step] = rest.mul_(dot).mul_(2.0).add_(sin_term).div_(2 * math.pi * d)
     return out
 
 
@@ -160,12 +181,11 @@ def _relu_duals(sigma, sd1, sd2):
     ``sigma`` (b, h2, w2, H, W) holds the covariances; ``sd1`` (1, 1, 1, H, W) and ``sd2``
     (b, h2, w2, 1, 1) the standard deviations of the two points (0 gives 0 in both).
     """
-    inv1 = torch.where(sd1 > 0, 1.0 / sd1.clamp(min=torch.finfo(sd1.dtype).tiny), 0.0)
-    inv2 = torch.where(sd2 > 0, 1.0 / sd2.clamp(min=torch.finfo(sd2.dtype).tiny), 0.0)
-    cos = sigma.mul_(inv1).mul_(inv2).clamp_(-1.0, 1.0)
-    rest = torch.arccos(cos).neg_().add_(math.pi)  # pi - phi
-    K = torch.sin(rest).addcmul_(rest, cos).mul_(sd1 / (2 * math.pi)).mul_(sd2)
-    K_dot = rest.mul_((inv1 > 0) / (2 * math.pi)).mul_(inv2 > 0)
+    sd_prod = sd1 * sd2  # (b, h2, w2, H, W)
+    outside = sd_prod <= 0  # a point off the image: sigma there is not a covariance
+    sin_term, rest = _angle_terms(sigma.masked_fill_(outside, 0.0), sd_prod)
+    K = sigma.mul_(rest).add_(sin_term).div_(2 * math.pi)  # (sin phi + (pi - phi) cos phi) sd sd
+    K_dot = rest.masked_fill_(outside, 0.0).div_(2 * math.pi)
     return K, K_dot
 
 
