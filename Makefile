@@ -9,6 +9,14 @@
 #                                          place, storing its outputs
 #   make student                           write student copies of the chapters
 #                                          (solutions removed) into student/
+#   make test-portable                     the notebook tests again, as on two other
+#                                          CPUs (tools/as-another-cpu --isa avx2 and
+#                                          sse41, side by side): stored outputs must
+#                                          not depend on the CPU
+#   make test-latest                       the package tests and doctests with the
+#                                          newest torch, numpy and matplotlib, in a
+#                                          second environment .venv-latest (before a
+#                                          release, or when Colab moves to a new torch)
 #   make clean                             remove _build
 
 PYTHON ?= python3
@@ -16,7 +24,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: book test execute student clean
+.PHONY: book test test-portable test-latest execute student clean
 
 define EXECUTE_NOTEBOOK
 import os, sys
@@ -46,6 +54,29 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The stored outputs must not depend on the CPU's instruction set (SIMD sums in another
+# order).  Both runs go side by side, one core each; a failure in either fails the target.
+test-portable: $(STAMP)
+	OMP_NUM_THREADS=1 tools/as-another-cpu --isa avx2 $(BIN)/python -m pytest book -q \
+		-p no:cacheprovider > .portable-avx2.log 2>&1 & avx2=$$!; \
+	OMP_NUM_THREADS=1 tools/as-another-cpu --isa sse41 $(BIN)/python -m pytest book -q \
+		-p no:cacheprovider > .portable-sse41.log 2>&1; sse41=$$?; \
+	wait $$avx2; avx2=$$?; \
+	echo "== avx2 =="; tail -n 40 .portable-avx2.log; echo "== sse41 =="; tail -n 40 .portable-sse41.log; \
+	test $$avx2 -eq 0 && test $$sse41 -eq 0
+
+# What Colab will install next: the pinned requirements, then the newest releases of the three
+# libraries whose deprecations reach the course.  Warnings are errors in the package tests.
+LATEST := .venv-latest
+test-latest:
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q -r requirements.txt
+	$(LATEST)/bin/python -m pip install -q --upgrade torch numpy matplotlib
+	$(LATEST)/bin/python -c "import torch, numpy, matplotlib; print('torch', torch.__version__, \
+		'| numpy', numpy.__version__, '| matplotlib', matplotlib.__version__)"
+	$(LATEST)/bin/python -m pytest tests src/ntkutils -p no:nbval -o addopts=--doctest-modules \
+		--ignore tests/test_book.py -q
 
 # Progress bars off, one thread and no timing metadata, as in the test run
 # (conftest.py); the kernel starts in the notebook's folder, as under nbval.
