@@ -15,6 +15,7 @@ Nothing runs at import.
 """
 # The public API, re-exported explicitly so a reader sees where each name lives.
 from . import exercises, plotting, widgets
+from ._checks import NTKUtilsError
 from .denoise import NTKDenoiseInfo, ntk_denoise
 from .filters import (
     bias_variance,
@@ -58,6 +59,8 @@ from .training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    # the error every bad argument raises (a ValueError), also the command lines'
+    "NTKUtilsError",
     # images and noise
     "list_images", "load_image", "add_noise", "psnr", "estimate_sigma",
     # networks

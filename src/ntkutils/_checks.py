@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__: list[str] = []
+__all__ = ["NTKUtilsError"]
 
 
 def check_tensor(
@@ -58,7 +58,7 @@ def check_image(value: Any, name: str, *, unit_range: bool = False) -> torch.Ten
     if value.shape[0] not in (1, 3):
         raise ValueError(
             f"{name} must be an image of shape (C, H, W) with C = 1 (gray) or 3 (colour), "
-            f"got shape {tuple(value.shape)}"
+            f"got shape {tuple(value.shape)}{channels_last_hint(value, name)}"
         )
     return value
 
@@ -68,7 +68,11 @@ def check_net_input(value: Any, name: str) -> torch.Tensor:
 
     The noisy image (1 or 3 channels) or the deep image prior's iid noise (32 channels).
     """
-    return check_tensor(value, name, ndim=3)
+    value = check_tensor(value, name, ndim=3)
+    hint = channels_last_hint(value, name)
+    if hint:
+        raise ValueError(f"{name} must have shape (C, H, W), got {tuple(value.shape)}{hint}")
+    return value
 
 
 def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
@@ -111,3 +115,85 @@ def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
         raise TypeError(f"{name} must be a floating torch.dtype (torch.float32 or "
                         f"torch.float64) or None, got {value!r}")
     return value
+
+
+class NTKUtilsError(ValueError):
+    """A bad argument to ``ntkutils`` or its command lines (a ``ValueError``).
+
+    The message names the argument, what was expected and, where there is one, the fix.
+    """
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still allocate (MemAvailable; else physical)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**63
+
+
+def check_memory(nbytes: float, what: str, advice: str) -> None:
+    """Refuse, before allocating, a computation that needs more memory than is available."""
+    have = available_memory()
+    if nbytes > have:
+        raise NTKUtilsError(
+            f"{what} needs about {_gib(nbytes)} of memory but this machine has "
+            f"{_gib(have)} available; {advice}"
+        )
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_sigma(value: Any, name: str = "sigma", *, allow_zero: bool = False) -> float:
+    """A noise level on the [0, 1] scale: refuse values that are clearly on 0..255."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number on the [0, 1] scale (25/255 for "
+                        f"'sigma = 25'), got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} on the [0, 1] "
+                         f"scale, got {value!r}")
+    if value > 1:
+        raise NTKUtilsError(
+            f"{name} = {value!r} looks like the 0..255 scale; ntkutils takes sigma on the "
+            f"[0, 1] scale: pass {name}={value:g}/255"
+        )
+    return float(value)
+
+
+def check_scale(value: torch.Tensor, name: str, *, noisy: bool = False) -> torch.Tensor:
+    """Refuse an image that is clearly on the 0..255 scale (a noisy one may leave [0, 1])."""
+    hi = float(value.detach().abs().max())
+    limit = 5.0 if noisy else 1.0 + 1e-6
+    if hi > limit:
+        raise NTKUtilsError(
+            f"{name} has values up to {hi:.3g}: it looks like the 0..255 scale, but "
+            f"ntkutils takes images on the [0, 1] scale; divide {name} by 255"
+        )
+    if not noisy and float(value.min()) < -1e-6:
+        raise ValueError(f"{name} must have values in [0, 1], got a minimum of "
+                         f"{float(value.min()):.3g}")
+    return value
+
+
+def channels_last_hint(value: torch.Tensor, name: str) -> str:
+    """A sentence for a ``(H, W, C)`` tensor that was meant as ``(C, H, W)``, else ''."""
+    if value.ndim == 3 and value.shape[-1] in (1, 3, 4) and min(value.shape[:2]) > 4:
+        return (f"; it looks channels-last (H, W, C): use {name}.permute(2, 0, 1)")
+    return ""

@@ -69,6 +69,9 @@ def make_student_copy(nb: Any) -> tuple[Any, list[int]]:
     >>> [c.cell_type for c in student.cells], exercise_cells
     (['markdown', 'code', 'code', 'markdown'], [1, 2])
     """
+    if not hasattr(nb, "cells") or not isinstance(nb.cells, list):
+        raise TypeError(f"nb must be a notebook read by nbformat.read(path, as_version=4), "
+                        f"got {type(nb).__name__}")
     student = copy.deepcopy(nb)
     cells: list[Any] = []
     exercise_cells: list[int] = []
@@ -122,11 +125,18 @@ def write_student_copies(book_dir: str | Path, out_dir: str | Path) -> list[Path
     import nbformat
 
     book_dir, out_dir = Path(book_dir), Path(out_dir)
+    if not book_dir.exists():
+        raise ValueError(f"book_dir {book_dir} does not exist: pass the folder of the "
+                         f"chapters (book/ of a checkout)")
     if not book_dir.is_dir():
-        raise ValueError(f"book_dir must be a folder of notebooks, got {book_dir}")
+        raise ValueError(f"book_dir must be a folder of notebooks, got the file {book_dir}")
+    chapters = sorted(book_dir.glob("*.ipynb"))
+    if not chapters:
+        raise ValueError(f"book_dir {book_dir} holds no chapter (no .ipynb file): pass the "
+                         f"folder of the chapters (book/ of a checkout)")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(book_dir.glob("*.ipynb")):
+    for path in chapters:
         student, _ = make_student_copy(nbformat.read(path, as_version=4))
         target = out_dir / path.name
         nbformat.write(student, target)

@@ -11,14 +11,56 @@ import sys
 import time
 from pathlib import Path
 
+import math
+
 import numpy as np
 import torch
 
+from ._checks import NTKUtilsError
+
 __all__ = ["main", "read_png", "write_png"]
 
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
-class CommandError(Exception):
+
+class CommandError(NTKUtilsError):
     """A user error reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become one line and status 2 in :func:`main`."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CommandError(f"{message} (see {self.prog} --help)")
+
+
+def _check_output(path: str | Path) -> Path:
+    """An output image path that can be written, checked before any work starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"output {path} is a folder: give a file name such as "
+                           f"{path / 'denoised.png'}")
+    if not path.parent.is_dir():
+        raise CommandError(f"output folder does not exist: {path.parent}")
+    if path.suffix.lower() not in _IMAGE_SUFFIXES:
+        raise CommandError(f"output must end in one of {', '.join(_IMAGE_SUFFIXES)} (.png "
+                           f"keeps every bit), got {path.name!r}")
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise CommandError(f"cannot write the output file {path}: "
+                           f"{err.strerror or err}") from None
+    if not existed:
+        path.unlink()
+    return path
+
+
+def _check_cli_number(value, option: str, *, minimum: int, odd: bool = False) -> None:
+    if value < minimum or (odd and value % 2 == 0):
+        want = f"an odd int >= {minimum}" if odd else f"an int >= {minimum}"
+        raise CommandError(f"{option} must be {want}, got {value}")
 
 
 def read_png(path: str | Path) -> torch.Tensor:
@@ -98,6 +140,21 @@ def _denoise(args: argparse.Namespace) -> None:
     from .denoise import ntk_denoise
     from .images import psnr
 
+    if args.sigma is not None:
+        if not math.isfinite(args.sigma) or args.sigma <= 0:
+            raise CommandError(f"--sigma must be a noise level > 0 on the 0-255 scale (25 "
+                               f"for 'sigma = 25'), got {args.sigma}")
+        if args.sigma <= 1:
+            raise CommandError(f"--sigma {args.sigma:g} looks like the [0, 1] scale, but the "
+                               f"command line takes sigma on the 0-255 scale: pass --sigma "
+                               f"{args.sigma * 255:g}")
+        if args.sigma > 255:
+            raise CommandError(f"--sigma must be on the 0-255 scale (at most 255), got "
+                               f"{args.sigma:g}")
+    _check_cli_number(args.patch_size, "--patch-size", minimum=1, odd=True)
+    _check_cli_number(args.landmarks, "--landmarks", minimum=1)
+    _check_cli_number(args.seed, "--seed", minimum=0)
+    _check_output(args.output)
     y = read_png(args.input)
     clean = read_png(args.clean) if args.clean else None
     if clean is not None and clean.shape != y.shape:
@@ -105,6 +162,16 @@ def _denoise(args: argparse.Namespace) -> None:
             f"--clean has shape {tuple(clean.shape)} but the input has {tuple(y.shape)}"
         )
     sigma = None if args.sigma is None else args.sigma / 255.0
+    if sigma is None:
+        from .images import estimate_sigma
+
+        if not estimate_sigma(y) > 0:
+            raise CommandError("the noise level cannot be estimated from the input (it has "
+                               "no noise: a constant image); pass --sigma")
+    n_pixels = y.shape[1] * y.shape[2]
+    if args.method == "nystrom" and args.landmarks > n_pixels:
+        raise CommandError(f"--landmarks must be at most the {n_pixels} pixels of the input, "
+                           f"got {args.landmarks}")
     start = time.perf_counter()
     x_hat, info = ntk_denoise(
         y, sigma, patch_size=args.patch_size, method=args.method,
@@ -142,12 +209,12 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.seed < 0:
         raise CommandError(f"--seed must be >= 0, got {args.seed}")
     if args.device is not None:
+        from .reproduce import _check_device
+
         try:
-            device = torch.device(args.device)
-        except RuntimeError as err:
-            raise CommandError(f"--device: {err}") from err
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise CommandError("--device cuda was asked for, but no CUDA GPU is available")
+            _check_device(args.device)
+        except NTKUtilsError as err:
+            raise CommandError(f"--device: {err}") from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out must be a folder, but {out} is a file")
@@ -179,7 +246,7 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ntkutils",
         description="Tools of the course 'Why a CNN trained on one noisy image denoises it'.",
     )
@@ -231,10 +298,18 @@ def main(argv: list[str] | None = None) -> int:
     2
     """
     parser = _parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         args.run(args)
-    except (CommandError, ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, TypeError) as err:  # CommandError and every ntkutils check
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
+              file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ntkutils._checks import check_generator, check_image, check_patch_size, check_positive
+from ntkutils._checks import (
+    check_generator,
+    check_image,
+    check_patch_size,
+    check_positive,
+    check_scale,
+    check_sigma,
+)
 from ntkutils.filters import (
     _check_steps,
     _remaining,
@@ -119,10 +126,12 @@ def ntk_denoise(
     Parameters
     ----------
     y : torch.Tensor, shape (C, H, W)
-        Noisy image, ``C`` = 1 or 3 (values may leave [0, 1]).
+        Noisy image on the [0, 1] scale, ``C`` = 1 or 3 (values may leave [0, 1]; an image
+        on 0..255 is refused: divide it by 255).
     sigma : float, optional
-        Noise standard deviation on the [0, 1] scale (``25/255`` is "sigma = 25");
-        estimated with :func:`ntkutils.images.estimate_sigma` when ``None``.
+        Noise standard deviation on the [0, 1] scale (``25/255`` is "sigma = 25"; values
+        above 1 are refused as the 0..255 scale); estimated with
+        :func:`ntkutils.images.estimate_sigma` when ``None``.
     patch_size : int, default 3
         Odd filter side ``k`` of the CNN whose NTK is used.
     depth : int, default 1
@@ -170,6 +179,8 @@ def ntk_denoise(
     Gaussian probe ``b`` and ``eps = 1e-3``; this rebuilds the kernel once more (twice
     the cost).  All steps are scored at once in the eigenbasis, without forming ``z^t``.
     The discrepancy rule stops at the first ``t`` with ``||z^t - y||^2 <= d sigma^2``.
+    An all-zero ``y`` has a zero kernel; gradient descent never leaves ``z^0 = 0``, so the
+    result is ``y`` itself (black), at step 0.
 
     References
     ----------
@@ -190,6 +201,7 @@ def ntk_denoise(
     """
     start = time.perf_counter()
     check_image(y, "y")
+    check_scale(y, "y", noisy=True)
     C, H, W = y.shape
     n = H * W
     check_patch_size(patch_size, image_shape=(H, W))
@@ -203,6 +215,7 @@ def ntk_denoise(
         raise TypeError(f"return_info must be a bool, got {return_info!r}")
     if x is not None:
         check_image(x, "x")
+        check_scale(x, "x")
         if x.shape != y.shape:
             raise ValueError(f"x must have the shape of y {tuple(y.shape)}, got "
                              f"{tuple(x.shape)}")
@@ -214,7 +227,7 @@ def ntk_denoise(
         if not sigma > 0:
             raise ValueError("sigma could not be estimated from y (got 0); pass sigma=...")
     else:
-        check_positive(sigma, "sigma")
+        check_sigma(sigma, "sigma")
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_PIXELS else "nystrom"
     if method == "exact" and n > EXACT_LIMIT_PIXELS:
@@ -238,6 +251,19 @@ def ntk_denoise(
     d = C * n
 
     lam, V = _eigenpairs(y64, patch_size, depth, landmarks)
+    if not float(lam[0]) > 0:
+        # an all-zero image has a zero kernel: gradient descent never leaves z^0 = 0
+        x_hat = torch.zeros_like(y)
+        if not return_info:
+            return x_hat
+        return x_hat, NTKDenoiseInfo(
+            step=0, rule="oracle" if x is not None else rule, steps=t,
+            risk=torch.zeros(len(t), dtype=torch.float64),
+            df=torch.zeros(len(t), dtype=torch.float64), sigma=float(sigma),
+            sigma_estimated=sigma_estimated, method=method,
+            n_landmarks=n_landmarks if method == "nystrom" else None, rank=0, lr=float("inf"),
+            lambda_max=0.0, patch_size=patch_size, depth=depth,
+            seconds=time.perf_counter() - start)
     lr = 1.0 / float(lam[0])
     fitted = 1.0 - _remaining(lam, t.to(lam.device), lr)  # (T, m)
     coef = yf @ V  # (C, m)

@@ -26,10 +26,14 @@ import torch.nn.functional as F
 
 from ntkutils._progress import progress_bar
 from ntkutils._checks import (
+    check_float_dtype,
     check_generator,
     check_image,
+    check_memory,
     check_patch_size,
     check_positive,
+    check_scale,
+    check_sigma,
     check_tensor,
 )
 
@@ -89,6 +93,20 @@ def _check_eigpairs(eigvals, eigvecs, n: int | None = None) -> None:
                          f"{float(eigvals.min()):.3g}")
 
 
+def _check_orthonormal(V: torch.Tensor) -> None:
+    """``V^T V = I``, probed cheaply: unit columns and ``V^T V g = g`` for a random ``g``."""
+    tol = 1e-6 if V.dtype == torch.float64 else 1e-3
+    norms = V.norm(dim=0)
+    g = torch.randn(V.shape[1], generator=torch.Generator().manual_seed(0),
+                    dtype=V.dtype).to(V.device)
+    err = max(float((norms - 1).abs().max()),
+              float((V.T @ (V @ g) - g).norm() / g.norm()))
+    if err > tol:
+        raise ValueError(f"eigvecs must have orthonormal columns (V^T V = I), got an error "
+                         f"of {err:.3g}; use the eigenvectors of eigh_psd or "
+                         f"nystrom_eigenpairs as they are")
+
+
 def _check_lr(lr, eigvals: torch.Tensor) -> float:
     """``lr`` (default ``1/lambda_max``), refused when gradient descent would be unstable."""
     lam_max = float(eigvals.max())
@@ -120,7 +138,14 @@ def eigh_psd(K: torch.Tensor, *, dtype: torch.dtype = torch.float64
     K : torch.Tensor, shape (n, n)
         Symmetric PSD matrix, e.g. the NTK ``Theta`` of an image with ``n = H*W`` pixels.
     dtype : torch.dtype, default torch.float64
-        Precision of the decomposition.
+        Precision of the decomposition: float64 or float32.
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is not square, not symmetric, or has an eigenvalue below
+        ``-tol * max|eigenvalue|`` (``tol`` 1e-8 in float64, 1e-3 in float32): not PSD
+        beyond round-off.
 
     Returns
     -------
@@ -150,6 +175,11 @@ def eigh_psd(K: torch.Tensor, *, dtype: torch.dtype = torch.float64
     check_tensor(K, "K", ndim=2)
     if K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square (n, n) matrix, got shape {tuple(K.shape)}")
+    dtype = check_float_dtype(dtype)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64 (the precisions eigh "
+                        f"supports), got {dtype}")
+    tol = 1e-8 if K.dtype == torch.float64 and dtype == torch.float64 else 1e-3
     K = K.to(dtype)
     scale = float(K.abs().max())
     asym = float((K - K.T).abs().max())
@@ -157,6 +187,11 @@ def eigh_psd(K: torch.Tensor, *, dtype: torch.dtype = torch.float64
         raise ValueError(f"K must be symmetric, got max |K - K^T| = {asym:.3g} "
                          f"(max |K| = {scale:.3g})")
     eigvals, eigvecs = torch.linalg.eigh((K + K.T) / 2)
+    top = float(eigvals.abs().max())
+    if float(eigvals[0]) < -tol * top:
+        raise ValueError(f"K must be positive semi-definite, got an eigenvalue "
+                         f"{float(eigvals[0]):.3g} (largest |eigenvalue| {top:.3g}); a kernel "
+                         f"(Gram) matrix is PSD")
     return eigvals.flip(0).clamp_min(0.0), eigvecs.flip(1)
 
 
@@ -218,7 +253,12 @@ def gd_filter(y: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, ste
     t = _check_steps(steps)
     lr = _check_lr(lr, eigvals)
     dtype = torch.promote_types(eigvecs.dtype, y.dtype)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    check_memory(itemsize * len(t) * (2 * C * n + eigvals.numel()),
+                 f"gd_filter at {len(t)} steps of a {C}x{H}x{W} image",
+                 "pass fewer steps (a log-spaced grid, e.g. torch.logspace) or a smaller image")
     V = eigvecs.to(dtype)
+    _check_orthonormal(V)
     r = y.to(dtype).reshape(C, n)  # (C, n)
     if z0 is not None:
         check_image(z0, "z0")
@@ -235,6 +275,20 @@ def gd_filter(y: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, ste
     return z.reshape(len(t), C, H, W).to(y.dtype)  # (T, C, H, W)
 
 
+def _power_iteration(K: torch.Tensor, n_iter: int = 100) -> float:
+    """Largest eigenvalue of a symmetric ``K``, from below (power iteration)."""
+    v = torch.randn(K.shape[0], generator=torch.Generator().manual_seed(0),
+                    dtype=K.dtype).to(K.device)
+    lam = 0.0
+    for _ in range(n_iter):
+        w = K @ v
+        norm = float(w.norm())
+        if norm == 0:
+            return 0.0
+        lam, v = float(v @ w) / float(v @ v), w / norm
+    return abs(lam)
+
+
 def gd_filter_iterative(y: torch.Tensor, K: torch.Tensor, n_steps: int, *, lr: float,
                         z0: torch.Tensor | None = None) -> torch.Tensor:
     """Run ``z^{t+1} = z^t + lr * K (y - z^t)`` explicitly (to check :func:`gd_filter`).
@@ -248,8 +302,8 @@ def gd_filter_iterative(y: torch.Tensor, K: torch.Tensor, n_steps: int, *, lr: f
     n_steps : int
         Number of steps (>= 0).
     lr : float
-        Learning rate.  Not checked for stability: with ``lr >= 2/lambda_max`` the
-        iteration diverges, as gradient descent would.
+        Learning rate, below ``2/lambda_max`` (``lambda_max`` of ``K``, estimated by
+        power iteration); a larger one, for which the iteration diverges, is refused.
     z0 : torch.Tensor, shape (C, H, W), optional
         Starting output; defaults to zeros.
 
@@ -283,7 +337,19 @@ def gd_filter_iterative(y: torch.Tensor, K: torch.Tensor, n_steps: int, *, lr: f
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
     check_positive(lr, "lr")
     dtype = torch.promote_types(K.dtype, y.dtype)
+    check_memory((n_steps + 1) * C * n * torch.empty((), dtype=dtype).element_size(),
+                 f"gd_filter_iterative with n_steps = {n_steps} on a {C}x{H}x{W} image",
+                 "take fewer steps, or use gd_filter, which gives chosen steps in closed form")
     K = K.to(dtype)
+    scale = float(K.abs().max())
+    asym = float((K - K.T).abs().max())
+    if asym > 1e-6 * max(scale, 1e-300):
+        raise ValueError(f"K must be symmetric, got max |K - K^T| = {asym:.3g} "
+                         f"(max |K| = {scale:.3g})")
+    lam_max = _power_iteration(K)
+    if lam_max > 0 and lr * lam_max >= 2:
+        raise ValueError(f"lr = {lr:.4g} is unstable: gradient descent needs lr < 2/lambda_max "
+                         f"= {2 / lam_max:.4g} (lambda_max of K = {lam_max:.4g})")
     yf = y.to(dtype).reshape(C, n)  # (C, n)
     if z0 is None:
         z = torch.zeros_like(yf)
@@ -520,7 +586,7 @@ def nlm_weights(y: torch.Tensor, pixel: tuple[int, int], *, patch_size: int = 7,
     if not (0 <= r0 < H and 0 <= c0 < W):
         raise ValueError(f"pixel must lie in the {H}x{W} image, got {pixel!r}")
     if sigma is not None:
-        check_positive(sigma, "sigma")
+        check_sigma(sigma, "sigma")
     if h is None:
         if sigma is not None:
             h = 0.6 * sigma
@@ -646,6 +712,11 @@ def degrees_of_freedom_mc(denoiser, y: torch.Tensor, *, eps: float = 1e-3,
     check_positive(n_probes, "n_probes", integer=True)
     check_generator(generator)
     f0 = denoiser(y)
+    if not isinstance(f0, torch.Tensor) or tuple(f0.shape[-3:]) != tuple(y.shape) \
+            or f0.ndim not in (3, 4):
+        got = tuple(f0.shape) if isinstance(f0, torch.Tensor) else type(f0).__name__
+        raise ValueError(f"denoiser must return a tensor of y's shape {tuple(y.shape)} (or "
+                         f"(T, C, H, W) for T steps), got {got}")
     total = 0.0
     for _ in range(n_probes):
         b = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
@@ -714,7 +785,7 @@ def sure(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float) -> to
     if df.shape[0] != z.shape[0]:
         raise ValueError(f"df must have one value per step, T = {z.shape[0]}, got shape "
                          f"{tuple(df.shape)}")
-    check_positive(sigma, "sigma")
+    check_sigma(sigma, "sigma")
     C = y.shape[0]
     d = y.numel()
     resid = (z - y[None]).pow(2).flatten(1).sum(1)  # (T,)
@@ -795,12 +866,15 @@ def discrepancy_step(y: torch.Tensor, z: torch.Tensor, sigma: float, steps, *,
     5
     """
     _check_trajectory(y, z)
-    check_positive(sigma, "sigma")
+    check_sigma(sigma, "sigma")
     check_positive(tau, "tau")
     t = _check_steps(steps)
     if t.numel() != z.shape[0]:
         raise ValueError(f"steps must have one entry per row of z (T = {z.shape[0]}), got "
                          f"{t.numel()}")
+    if t.numel() > 1 and bool((t[1:] <= t[:-1]).any()):
+        raise ValueError(f"steps must be increasing (the first step below the threshold is "
+                         f"chosen), got {t.tolist()[:8]}")
     resid = (z - y[None]).pow(2).flatten(1).sum(1)  # (T,)
     below = torch.nonzero(resid <= tau * y.numel() * sigma**2)
     return int(t[int(below[0])]) if below.numel() else int(t[-1])
@@ -838,6 +912,7 @@ def oracle_step(z: torch.Tensor, x: torch.Tensor, steps) -> int:
     5
     """
     _check_trajectory(x, z, "x")
+    check_scale(x, "x")
     t = _check_steps(steps)
     if t.numel() != z.shape[0]:
         raise ValueError(f"steps must have one entry per row of z (T = {z.shape[0]}), got "
@@ -896,7 +971,7 @@ def bias_variance(x: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor,
     _check_eigpairs(eigvals, eigvecs, n)
     t = _check_steps(steps)
     lr = _check_lr(lr, eigvals)
-    check_positive(sigma, "sigma")
+    check_sigma(sigma, "sigma")
     dtype = torch.promote_types(eigvecs.dtype, x.dtype)
     V = eigvecs.to(dtype)
     xf = x.to(dtype).reshape(C, n)  # (C, n)

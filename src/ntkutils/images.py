@@ -16,7 +16,17 @@ from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import estimate_sigma as _skimage_estimate_sigma
 from skimage.transform import resize
 
-from ._checks import check_float_dtype, check_generator, check_image, check_positive
+from ._checks import (
+    check_bool,
+    check_float_dtype,
+    check_generator,
+    check_image,
+    check_memory,
+    check_positive,
+    check_scale,
+    check_sigma,
+    check_tensor,
+)
 
 __all__ = ["list_images", "load_image", "add_noise", "psnr", "estimate_sigma"]
 
@@ -96,6 +106,12 @@ def load_image(
     names = list_images()
     if name not in names:
         raise ValueError(f"name must be one of {names}, got {name!r}")
+    check_bool(gray, "gray")
+    if size is not None:
+        check_positive(size, "size", integer=True)
+        # resize works in float64 on (size, size, 3) plus scratch of the same size
+        check_memory(4 * 3 * 8 * size**2, f"load_image(size={size})",
+                     "ask for a smaller size (the stored images are 256 x 256)")
     if not gray and name in _GRAY_ONLY:
         raise ValueError(f"gray=False asks for colour, but {name!r} is a gray image")
     dtype = check_float_dtype(dtype)
@@ -128,9 +144,10 @@ def add_noise(
     Parameters
     ----------
     x : torch.Tensor
-        Clean image ``(C, H, W)`` in [0, 1].
+        Clean image ``(C, H, W)`` in [0, 1] (an image on 0..255 is refused: divide by 255).
     sigma : float
-        Noise standard deviation on the [0, 1] scale (``25 / 255`` is "sigma = 25").
+        Noise standard deviation on the [0, 1] scale (``25 / 255`` is "sigma = 25";
+        values above 1 are refused as the 0..255 scale).
     generator : torch.Generator, optional
         Source of randomness; pass a seeded one for reproducible noise.
     clip : bool
@@ -150,8 +167,10 @@ def add_noise(
     0.1
     """
     check_image(x, "x")
-    check_positive(sigma, "sigma")
+    check_scale(x, "x")
+    check_sigma(sigma, "sigma")
     check_generator(generator)
+    check_bool(clip, "clip")
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     y = x + sigma * noise.to(x.device)
     return y.clamp(0.0, 1.0) if clip else y
@@ -163,9 +182,10 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     Parameters
     ----------
     x_hat : torch.Tensor
-        Estimate, any shape (values outside [0, 1] are scored as they are).
+        Estimate, any shape, on the [0, 1] scale (values outside [0, 1], as noise gives,
+        are scored as they are; values above 5 are refused as the 0..255 scale).
     x : torch.Tensor
-        Clean reference, same shape, values in [0, 1].
+        Clean reference, same shape, values in [0, 1] (not 0..255).
 
     Returns
     -------
@@ -179,11 +199,10 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     >>> round(psnr(x + 0.1, x), 6)
     20.0
     """
-    if not isinstance(x_hat, torch.Tensor) or not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"x_hat and x must be torch.Tensor, got {type(x_hat).__name__} and "
-            f"{type(x).__name__}"
-        )
+    check_tensor(x_hat, "x_hat")
+    check_tensor(x, "x")
+    check_scale(x, "x")
+    check_scale(x_hat, "x_hat", noisy=True)
     if x_hat.shape != x.shape:
         raise ValueError(
             f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} and "
@@ -200,7 +219,8 @@ def estimate_sigma(y: torch.Tensor) -> float:
     Parameters
     ----------
     y : torch.Tensor
-        Noisy image ``(C, H, W)``.
+        Noisy image ``(C, H, W)`` on the [0, 1] scale (noise may take it a little
+        outside; values above 5 are refused as the 0..255 scale).
 
     Returns
     -------
@@ -217,5 +237,8 @@ def estimate_sigma(y: torch.Tensor) -> float:
     True
     """
     check_image(y, "y")
+    check_scale(y, "y", noisy=True)
+    if float(y.max()) == float(y.min()):
+        return 0.0  # a constant image has no noise (and no wavelet detail to measure)
     img = y.detach().cpu().double().numpy().transpose(1, 2, 0)  # (H, W, C)
     return float(_skimage_estimate_sigma(img, channel_axis=-1, average_sigmas=True))

@@ -20,7 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_net_input, check_patch_size, check_positive, check_tensor
+from ._checks import (
+    check_memory,
+    check_net_input,
+    check_patch_size,
+    check_positive,
+    check_tensor,
+)
 from ._compat import prepare_jvp
 from ._progress import progress_bar
 
@@ -153,6 +159,9 @@ def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor
         raise ValueError(f"degree must be 0 or 1, got {degree!r}")
     if X.dtype != Y.dtype:
         raise TypeError(f"X and Y must have the same dtype, got {X.dtype} and {Y.dtype}")
+    check_memory(4 * X.shape[0] * Y.shape[0] * X.element_size(),
+                 f"the {X.shape[0]} x {Y.shape[0]} kernel of X and Y",
+                 "pass fewer rows of X or Y (compute the kernel in blocks)")
     norm_prod = torch.outer(X.norm(dim=1), Y.norm(dim=1))  # (n, m)
     dot = X @ Y.T  # (n, m)
     sin_term, rest = _angle_terms(dot, norm_prod)  # |x| |y| sin phi, pi - phi
@@ -527,7 +536,18 @@ def ntk_empirical(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    u = check_tensor(u, "u", ndim=3)
+    u = check_net_input(u, "u")
+    from .networks import model_in_channels
+
+    c_in = model_in_channels(model)
+    if c_in is not None and u.shape[0] != c_in:
+        raise ValueError(f"u must have the model's {c_in} input channels, got shape "
+                         f"{tuple(u.shape)}")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes and dtypes != {u.dtype}:
+        raise TypeError(f"u has dtype {u.dtype} but the model's weights are "
+                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
+                        f"e.g. model.to({u.dtype})")
     if isinstance(output_channel, bool) or not isinstance(output_channel, int):
         raise TypeError(f"output_channel must be an int, got {output_channel!r}")
     if not isinstance(diagonal, bool):
@@ -582,6 +602,9 @@ def ntk_empirical(
         raise ValueError(f"output_channel must be in [0, {C_out}), got {output_channel}")
     if rows is not None:
         rows = _check_index(rows, "rows", n).to(u.device)
+    elif not diagonal:
+        check_memory(2 * n * n * u.element_size(), f"the full empirical NTK of {n} pixels",
+                     "pass rows= for a few rows of it, or diagonal=True")
     if structured and method != "generic":
         return _ntk_structured(model, u, output_channel, rows, diagonal)
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_generator, check_patch_size, check_positive
+from ._checks import check_generator, check_memory, check_patch_size, check_positive
 
 __all__ = [
     "build_single_layer_cnn",
@@ -86,12 +86,27 @@ def _init_conv(
         return 1.0
 
 
+def _check_size(n_params: int, what: str) -> None:
+    """Refuse a network whose weights (and Adam's two moments) cannot fit in memory."""
+    itemsize = torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    check_memory(3 * n_params * itemsize, f"{what} with {n_params:.3g} weights",
+                 "choose fewer channels")
+
+
+def model_in_channels(model: nn.Module) -> int | None:
+    """Input channels of a course network (its first convolution), ``None`` if unknown."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    return None
+
+
 def _as_batch(u: torch.Tensor, in_channels: int) -> tuple[torch.Tensor, bool]:
     """``(C, H, W)`` -> ``(1, C, H, W)``; returns whether a batch axis was added."""
     if u.ndim not in (3, 4) or u.shape[-3] != in_channels:
         raise ValueError(
-            f"input must have shape ({in_channels}, H, W) or (B, {in_channels}, H, W), "
-            f"got {tuple(u.shape)}"
+            f"the network input must have {in_channels} channels, shape ({in_channels}, H, W) "
+            f"or (B, {in_channels}, H, W), got {tuple(u.shape)}"
         )
     return (u.unsqueeze(0), True) if u.ndim == 3 else (u, False)
 
@@ -219,6 +234,7 @@ def build_single_layer_cnn(
             f"channels must be even when symmetric=True (units come in mirrored pairs), "
             f"got {channels}"
         )
+    _check_size((in_channels * patch_size**2 + 2) * channels, "the network (channels)")
     net = SingleLayerCNN(in_channels, channels, patch_size, bool(bias), parameterization)
     net.scale_hidden = _init_conv(net.hidden, parameterization, generator)
     net.scale_readout = _init_conv(net.readout, parameterization, generator)
@@ -314,6 +330,8 @@ def build_vanilla_cnn(
     check_patch_size(patch_size)
     parameterization = _check_parameterization(parameterization)
     check_generator(generator)
+    _check_size((in_channels + (depth - 1) * channels) * channels * patch_size**2
+                + channels * in_channels, "the network (channels, depth)")
     layers = []
     for layer in range(depth):
         c_prev = in_channels if layer == 0 else channels
@@ -470,6 +488,9 @@ def build_autoencoder(
         raise ValueError(f"skip_channels must be an int >= 0, got {skip_channels!r}")
     parameterization = _check_parameterization(parameterization)
     check_generator(generator)
+
+    _check_size(levels * (channels + skip_channels + 9 * channels) * (channels + skip_channels)
+                * 2, "the network (channels, levels)")
 
     def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> _ScaledConv2d:
         layer = _ScaledConv2d(c_in, c_out, k, stride=stride, padding=k // 2,

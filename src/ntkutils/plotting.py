@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ._checks import check_positive
+
 __all__ = [
     "use_book_style",
     "to_numpy_image",
@@ -62,6 +64,11 @@ def to_numpy_image(img: torch.Tensor) -> np.ndarray:
     >>> to_numpy_image(torch.full((3, 2, 2), 2.0)).shape
     (2, 2, 3)
     """
+    if not isinstance(img, torch.Tensor):
+        raise TypeError(f"img must be a torch.Tensor, got {type(img).__name__}")
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[0] in (1, 3))):
+        raise ValueError(f"img must have shape (C, H, W) with C = 1 or 3, or (H, W), got "
+                         f"{tuple(img.shape)}")
     arr = img.detach().cpu().double().clamp(0.0, 1.0).numpy()
     if arr.ndim == 3:
         arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)  # (H, W[, 3])
@@ -102,7 +109,20 @@ def show_images(
     2
     >>> plt.close(fig)
     """
+    images = list(images)
     n = len(images)
+    if n == 0:
+        raise ValueError("images must hold at least one image, got none")
+    for k, im in enumerate(images):
+        if not isinstance(im, torch.Tensor) or not (
+                im.ndim == 2 or (im.ndim == 3 and im.shape[0] in (1, 3))):
+            got = tuple(im.shape) if isinstance(im, torch.Tensor) else type(im).__name__
+            raise ValueError(f"images[{k}] must be a (C, H, W) tensor with C = 1 or 3, or "
+                             f"(H, W), got {got}")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
+    if ncols is not None:
+        check_positive(ncols, "ncols", integer=True)
     ncols = ncols or n
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3),
@@ -152,6 +172,16 @@ def plot_filter_weights(
     >>> ax = plot_filter_weights(torch.eye(5), (2, 2))
     >>> plt.close(ax.figure)
     """
+    if not isinstance(weights, torch.Tensor) or weights.ndim != 2:
+        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise ValueError(f"weights must be an (H, W) tensor (a row of the filter, reshaped), "
+                         f"got {got}")
+    H, W = weights.shape
+    if (not isinstance(pixel, (tuple, list)) or len(pixel) != 2
+            or not all(isinstance(p, int) and not isinstance(p, bool) for p in pixel)
+            or not (0 <= pixel[0] < H and 0 <= pixel[1] < W)):
+        raise ValueError(f"pixel must be a (row, col) inside the {H}x{W} weights, got "
+                         f"{pixel!r}")
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     w = weights.detach().cpu().double().numpy()
@@ -202,9 +232,17 @@ def plot_psnr_curves(
     >>> ax = plot_psnr_curves([0, 1, 2], {"GD": [10.0, 12.0, 11.0]}, noisy_psnr=9.0)
     >>> plt.close(ax.figure)
     """
+    t = np.asarray(torch.as_tensor(steps).cpu())
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"steps must be a non-empty 1-D sequence, got shape {t.shape}")
+    if not curves:
+        raise ValueError("curves must hold at least one curve, got none")
+    for label, values in curves.items():
+        if np.asarray(torch.as_tensor(values).cpu()).shape != t.shape:
+            raise ValueError(f"curves[{label!r}] must have one value per step ({t.size}), "
+                             f"got {len(values)}")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
-    t = np.asarray(torch.as_tensor(steps).cpu())
     for label, values in curves.items():
         v = np.asarray(torch.as_tensor(values).cpu(), dtype=float)
         (line,) = ax.plot(t, v, label=label)
@@ -239,11 +277,16 @@ def fit_loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
     >>> round(fit_loglog_slope([1, 10, 100], [1.0, 0.1, 0.01]), 6)
     -1.0
     """
-    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
-    if lx.shape != ly.shape or lx.size < 2:
-        raise ValueError(f"x and y must have the same length >= 2, got {lx.size} and {ly.size}")
-    if not (np.isfinite(lx).all() and np.isfinite(ly).all()):
-        raise ValueError("x and y must be positive and finite")
+    ax, ay = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if ax.ndim != 1 or ax.size < 2:
+        raise ValueError(f"x must be a 1-D sequence of at least 2 values, got shape {ax.shape}")
+    if ay.shape != ax.shape:
+        raise ValueError(f"x and y must have the same length, got {ax.size} and {ay.size}")
+    for name, a in (("x", ax), ("y", ay)):
+        if not (np.isfinite(a).all() and (a > 0).all()):
+            raise ValueError(f"{name} must be positive and finite (a log-log fit), got "
+                             f"min {a.min():.3g}")
+    lx, ly = np.log(ax), np.log(ay)
     return float(np.polyfit(lx, ly, 1)[0])
 
 
@@ -284,9 +327,13 @@ def plot_loglog(
     -1.0
     >>> plt.close("all")
     """
+    xs = np.asarray(x, dtype=float)
+    for label, values in series.items():
+        if len(values) != xs.size:
+            raise ValueError(f"series[{label!r}] must have one value per x ({xs.size}), got "
+                             f"{len(values)}")
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3.2))
-    xs = np.asarray(x, dtype=float)
     slopes = {}
     for label, values in series.items():
         ys = np.asarray(values, dtype=float)

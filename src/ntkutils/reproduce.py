@@ -26,7 +26,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ._checks import check_float_dtype, check_positive
+from ._checks import NTKUtilsError, check_float_dtype, check_patch_size, check_positive, check_sigma
 from ._progress import progress_bar
 
 __all__ = [
@@ -158,6 +158,58 @@ class GridSettings:
     n_landmarks: int
     ntk_max_step: int
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every field, by name, as soon as the settings are made."""
+        from .images import list_images
+
+        if self.scale not in _SCALES + ("custom",):
+            raise ValueError(f"scale must be one of {_SCALES + ('custom',)}, got {self.scale!r}")
+        if self.image not in list_images():
+            raise ValueError(f"image must be one of {list_images()}, got {self.image!r}")
+        if not isinstance(self.gray, bool):
+            raise TypeError(f"gray must be True or False, got {self.gray!r}")
+        for name in ("size", "vanilla_channels", "vanilla_depth", "ae_channels", "ae_levels",
+                     "noise_channels", "gd_steps", "adam_steps", "record_every",
+                     "snapshot_every", "n_landmarks", "ntk_max_step"):
+            check_positive(getattr(self, name), name, integer=True)
+        for name in ("ae_skip_channels", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.crop is not None:
+            check_positive(self.crop, "crop", integer=True)
+        check_sigma(self.sigma, "sigma")
+        check_patch_size(self.patch_size, "patch_size", image_shape=(self.size, self.size))
+        for name in ("noise_scale", "adam_lr"):
+            check_positive(getattr(self, name), name)
+        if isinstance(self.adam_input_noise, bool) \
+                or not isinstance(self.adam_input_noise, (int, float)) \
+                or not self.adam_input_noise >= 0:
+            raise ValueError(f"adam_input_noise must be a number >= 0, got "
+                             f"{self.adam_input_noise!r}")
+        if self.n_landmarks > self.size**2:
+            raise ValueError(f"n_landmarks must be <= the {self.size**2} pixels of a "
+                             f"{self.size} x {self.size} image, got {self.n_landmarks}")
+
+
+def _check_device(device) -> torch.device:
+    """A device this machine has, or a clear error naming ``device``."""
+    if isinstance(device, str) and device.strip().lower() == "gpu":
+        raise NTKUtilsError("device 'gpu' is not a PyTorch device: use device='cuda' "
+                            "(an NVIDIA GPU) or 'cpu'")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NTKUtilsError(f"device must be 'cpu' or 'cuda' (or a torch.device), got "
+                            f"{device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NTKUtilsError("device 'cuda' was asked for, but this machine has no CUDA GPU "
+                            "PyTorch can use; use device='cpu'")
+    if device.type not in ("cpu", "cuda"):
+        raise NTKUtilsError(f"device must be 'cpu' or 'cuda', got {str(device)!r}: the grid "
+                            f"runs on the CPU or an NVIDIA GPU")
+    return device
 
 
 @dataclass(frozen=True)
@@ -306,6 +358,10 @@ def grid_settings(scale: str = "cpu", *, image: str | None = None,
                          gd_steps=20, adam_steps=20, record_every=5,
                          snapshot_every=10, n_landmarks=64, **common)
     if image is not None:
+        from .images import list_images
+
+        if image not in list_images():
+            raise ValueError(f"image must be one of {list_images()}, got {image!r}")
         s = dataclasses.replace(s, image=image, gray=_is_gray(image))
     return s
 
@@ -501,11 +557,9 @@ training amplifies the last-bit differences of vectorised sums into the second d
     else:
         raise TypeError(f"settings must be a GridSettings or None, got "
                         f"{type(settings).__name__}")
-    check_positive(s.size, "settings.size", integer=True)
-    check_positive(s.sigma, "settings.sigma")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = _check_device(device)
     if dtype is None:
         dtype = torch.float32 if device.type == "cuda" else torch.float64
     dtype = check_float_dtype(dtype)

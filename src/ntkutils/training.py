@@ -9,6 +9,7 @@ initialisation, found by :func:`ntk_largest_eigenvalue`.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,14 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp
 
-from ._checks import check_float_dtype, check_generator, check_positive, check_tensor
+from ._checks import (
+    check_float_dtype,
+    check_generator,
+    check_memory,
+    check_positive,
+    check_scale,
+    check_tensor,
+)
 from ._compat import prepare_jvp
 from ._progress import progress_bar
 from .images import psnr as _psnr
@@ -147,6 +155,8 @@ def make_noise_input(
     check_positive(scale, "scale")
     check_generator(generator)
     dtype = check_float_dtype(dtype)
+    check_memory(math.prod(shape) * torch.empty((), dtype=dtype).element_size(),
+                 f"a noise input of shape {tuple(shape)}", "choose a smaller shape")
     return scale * torch.rand(tuple(shape), generator=generator, dtype=dtype)
 
 
@@ -252,6 +262,19 @@ def ntk_largest_eigenvalue(
     return lam
 
 
+def _check_not_diverged(losses: list[float], t: int, lr: float) -> None:
+    """Gradient descent whose loss is no longer finite, or 1e4 times its start, diverged."""
+    if not losses:
+        return
+    last, first = losses[-1], losses[0]
+    if not math.isfinite(last) or last > 1e4 * max(first, 1e-300):
+        raise ValueError(
+            f"lr = {lr:.4g} is too large: gradient descent diverged, the loss is {last:.3g} "
+            f"at step {t} (it was {first:.3g} at step 0); lr must be below 2/lambda_max "
+            f"(leave lr=None for 1/lambda_max)"
+        )
+
+
 def _check_steps(value: Iterable[int], name: str, n_steps: int) -> list[int]:
     steps = list(value)
     for s in steps:
@@ -353,19 +376,34 @@ def fit(
     # ------------------------------------------------------------------ validation
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_tensor(net_input, "net_input")
+    check_tensor(net_input, "net_input", ndim=3)
     check_tensor(y, "y", ndim=3)
+    check_scale(y, "y", noisy=True)
     if x is not None:
         check_tensor(x, "x")
+        check_scale(x, "x")
         if x.shape != y.shape:
             raise ValueError(
                 f"x must have y's shape {tuple(y.shape)}, got {tuple(x.shape)}"
             )
-    if net_input.ndim != 3 or net_input.shape[-2:] != y.shape[-2:]:
+    if net_input.shape[-2:] != y.shape[-2:]:
         raise ValueError(
-            f"net_input must have shape (C_in, H, W) with y's (H, W) = "
-            f"{tuple(y.shape[-2:])}, got {tuple(net_input.shape)}"
+            f"y has shape {tuple(y.shape)} and net_input {tuple(net_input.shape)}: they "
+            f"must have the same (H, W)"
         )
+    from .networks import model_in_channels
+
+    c_in = model_in_channels(model)
+    if c_in is not None and net_input.shape[0] != c_in:
+        raise ValueError(f"net_input must have the model's {c_in} input channels, got shape "
+                         f"{tuple(net_input.shape)}")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes and dtypes != {net_input.dtype}:
+        raise TypeError(f"net_input has dtype {net_input.dtype} but the model's weights are "
+                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
+                        f"e.g. model.to({net_input.dtype})")
+    if y.dtype != net_input.dtype:
+        raise TypeError(f"y has dtype {y.dtype} but net_input {net_input.dtype}; use one dtype")
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, int):
@@ -378,6 +416,15 @@ def fit(
             or not input_noise_std >= 0:
         raise ValueError(f"input_noise_std must be a number >= 0, got {input_noise_std!r}")
     check_positive(record_every, "record_every", integer=True)
+    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
+    for name, value in (("snapshot_steps", snapshot_steps), ("ntk_steps", ntk_steps)):
+        if hasattr(value, "__len__"):
+            per = y.numel() if name == "snapshot_steps" else max(y.shape[-1] * y.shape[-2], 1) ** 2
+            check_memory(len(value) * per * y.element_size(),
+                         f"fit's {len(value)} {name}", f"record fewer {name}")
+    check_memory((n_steps // record_every + 2) * (2 * n_tensors + 2) * 32,
+                 f"fit's records every {record_every} steps of {n_steps}",
+                 "record less often (a larger record_every)")
     snapshot_set = set(_check_steps(snapshot_steps, "snapshot_steps", n_steps))
     ntk_set = set(_check_steps(ntk_steps, "ntk_steps", n_steps))
     check_generator(generator)
@@ -453,6 +500,8 @@ def fit(
         loss = 0.5 * ((z - y) ** 2).sum()
         if t in record_set or t in snapshot_set or t in ntk_set:
             record(t, z if input_noise_std == 0 else output_at_input())
+            if t in record_set and optimizer == "gd":
+                _check_not_diverged(losses, t, lr)
             if t in record_set:
                 bar.set_postfix(loss=f"{losses[-1]:.4g}",
                                 **({"psnr": f"{psnrs[-1]:.2f}"} if psnrs else {}))
@@ -463,6 +512,8 @@ def fit(
     bar.close()
     z_final = output_at_input()
     record(n_steps, z_final)
+    if optimizer == "gd":
+        _check_not_diverged(losses, n_steps, lr)
     seconds = time.perf_counter() - start
 
     # ------------------------------------------------------------------ results

@@ -59,12 +59,15 @@ def explore(
     >>> type(w).__name__
     'VBox'
     """
+    if not callable(render):
+        raise TypeError(f"render must be callable, got {type(render).__name__}")
     widgets = _ipywidgets()
     values = list(values)
     if not values:
         raise ValueError("values must not be empty")
-    if not callable(render):
-        raise TypeError(f"render must be callable, got {type(render).__name__}")
+    if start is not None and start not in values:
+        raise ValueError(f"start must be one of values ({values[0]!r} ... {values[-1]!r}), "
+                         f"got {start!r}")
     slider = widgets.SelectionSlider(
         options=values, value=values[0] if start is None else start,
         description=description, continuous_update=False,
