@@ -51,7 +51,7 @@ def test_command_writes_every_chapter(tmp_path, capsys):
     assert main(["--book", str(ROOT / "book"), "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [p.name for p in CHAPTERS]
     assert main(["--book", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
-    assert "book_dir must be a folder" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
 
 
 def _run_cells(nb, cwd):

@@ -53,8 +53,8 @@ def test_colour_and_estimated_sigma(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--sigma", "-5"], "sigma must be > 0"),
-        (["--patch-size", "4"], "patch_size must be an odd int"),
+        (["--sigma", "-5"], "--sigma must be a noise level > 0"),
+        (["--patch-size", "4"], "--patch-size must be an odd int"),
     ],
 )
 def test_bad_arguments_give_one_line(noisy_files, capsys, extra, message):

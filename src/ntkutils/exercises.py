@@ -897,7 +897,7 @@ def check_ch1_discrepancy_stop(fn: Callable[[Any, Any, int, float], Any]) -> Non
         ("a loss that never reaches the noise level", torch.arange(0, 40, 2), 0.99,
          0.05 * rms),
         ("a loss below the noise level from the start", torch.arange(0, 20), 0.9,
-         2.0 * rms),
+         1.5 * rms),
     ]
     for name, steps, rate, sigma in cases:
         left = rate ** steps.double()  # (T,)

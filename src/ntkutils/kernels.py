@@ -543,11 +543,6 @@ def ntk_empirical(
     if c_in is not None and u.shape[0] != c_in:
         raise ValueError(f"u must have the model's {c_in} input channels, got shape "
                          f"{tuple(u.shape)}")
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    if dtypes and dtypes != {u.dtype}:
-        raise TypeError(f"u has dtype {u.dtype} but the model's weights are "
-                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
-                        f"e.g. model.to({u.dtype})")
     if isinstance(output_channel, bool) or not isinstance(output_channel, int):
         raise TypeError(f"output_channel must be an int, got {output_channel!r}")
     if not isinstance(diagonal, bool):
