@@ -501,30 +501,21 @@ CLI_CASES = [
     ("output is a folder", lambda t: ["denoise", str(_png(t)), str(t)], r"output.*folder"),
     ("output extension", lambda t: ["denoise", str(_png(t)), str(t / "o.xyz")], r"output.*\.png"),
     ("output unwritable", lambda t: ["denoise", str(_png(t)), "/proc/o.png"], r"output|write"),
-    ("sigma on [0, 1]", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--sigma", "0.1"],
-     r"--sigma.*0-255"),
-    ("sigma negative", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--sigma", "-5"],
-     r"--sigma"),
-    ("sigma nan", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--sigma", "nan"],
-     r"--sigma"),
-    ("sigma word", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--sigma", "high"],
-     r"--sigma"),
-    ("patch even", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--patch-size", "4"],
-     r"--patch-size"),
-    ("landmarks 0", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--landmarks", "0"],
-     r"--landmarks"),
-    ("seed negative", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--seed", "-1"],
-     r"--seed"),
-    ("clean shape", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--clean",
-                               str(_png(t, "c.png", img(h=8, w=8)))], r"--clean"),
+    ("sigma on [0, 1]", lambda t: _den(t, "--sigma", "0.1"), r"--sigma.*0-255"),
+    ("sigma negative", lambda t: _den(t, "--sigma", "-5"), r"--sigma"),
+    ("sigma nan", lambda t: _den(t, "--sigma", "nan"), r"--sigma"),
+    ("sigma word", lambda t: _den(t, "--sigma", "high"), r"--sigma"),
+    ("patch even", lambda t: _den(t, "--patch-size", "4"), r"--patch-size"),
+    ("landmarks 0", lambda t: _den(t, "--landmarks", "0"), r"--landmarks"),
+    ("seed negative", lambda t: _den(t, "--seed", "-1"), r"--seed"),
+    ("clean shape", lambda t: _den(t, "--clean",
+                                  str(_png(t, "c.png", img(h=8, w=8)))), r"--clean"),
     ("black without sigma", lambda t: ["denoise", str(_png(t, x=img(value=0, h=16, w=16))),
                                        str(t / "o.png")], r"--sigma"),
-    ("unknown option", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--sgima", "25"],
-     r"--sgima"),
+    ("unknown option", lambda t: _den(t, "--sgima", "25"), r"--sgima"),
     ("no command", lambda t: [], r"command"),
     ("unknown command", lambda t: ["denoize"], r"denoize"),
-    ("method unknown", lambda t: ["denoise", str(_png(t)), str(t / "o.png"), "--method", "fast"],
-     r"--method"),
+    ("method unknown", lambda t: _den(t, "--method", "fast"), r"--method"),
     ("reproduce scale", lambda t: ["reproduce", "--scale", "huge"], r"--scale"),
     ("reproduce device gpu", lambda t: ["reproduce", "--scale", "test", "--device", "gpu",
                                         "--out", str(t / "g")], r"--device"),
@@ -533,6 +524,11 @@ CLI_CASES = [
     ("reproduce image", lambda t: ["reproduce", "--image", "lenna"], r"--image"),
     ("reproduce seed", lambda t: ["reproduce", "--seed", "-2"], r"--seed"),
 ]
+
+
+def _den(tmp, *options):
+    """``denoise in.png o.png OPTIONS``: a good image and output, one bad option."""
+    return ["denoise", str(_png(tmp)), str(tmp / "o.png"), *options]
 
 
 def _text(tmp):

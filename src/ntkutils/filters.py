@@ -93,6 +93,14 @@ def _check_eigpairs(eigvals, eigvecs, n: int | None = None) -> None:
                          f"{float(eigvals.min()):.3g}")
 
 
+def _check_symmetric(K: torch.Tensor) -> None:
+    scale = float(K.abs().max())
+    asym = float((K - K.T).abs().max())
+    if asym > 1e-6 * max(scale, 1e-300):
+        raise ValueError(f"K must be symmetric, got max |K - K^T| = {asym:.3g} "
+                         f"(max |K| = {scale:.3g})")
+
+
 def _check_orthonormal(V: torch.Tensor) -> None:
     """``V^T V = I``, probed cheaply: unit columns and ``V^T V g = g`` for a random ``g``."""
     tol = 1e-6 if V.dtype == torch.float64 else 1e-3
@@ -181,11 +189,7 @@ def eigh_psd(K: torch.Tensor, *, dtype: torch.dtype = torch.float64
                         f"supports), got {dtype}")
     tol = 1e-8 if K.dtype == torch.float64 and dtype == torch.float64 else 1e-3
     K = K.to(dtype)
-    scale = float(K.abs().max())
-    asym = float((K - K.T).abs().max())
-    if asym > 1e-6 * max(scale, 1e-300):
-        raise ValueError(f"K must be symmetric, got max |K - K^T| = {asym:.3g} "
-                         f"(max |K| = {scale:.3g})")
+    _check_symmetric(K)
     eigvals, eigvecs = torch.linalg.eigh((K + K.T) / 2)
     top = float(eigvals.abs().max())
     if float(eigvals[0]) < -tol * top:
@@ -341,11 +345,7 @@ def gd_filter_iterative(y: torch.Tensor, K: torch.Tensor, n_steps: int, *, lr: f
                  f"gd_filter_iterative with n_steps = {n_steps} on a {C}x{H}x{W} image",
                  "take fewer steps, or use gd_filter, which gives chosen steps in closed form")
     K = K.to(dtype)
-    scale = float(K.abs().max())
-    asym = float((K - K.T).abs().max())
-    if asym > 1e-6 * max(scale, 1e-300):
-        raise ValueError(f"K must be symmetric, got max |K - K^T| = {asym:.3g} "
-                         f"(max |K| = {scale:.3g})")
+    _check_symmetric(K)
     lam_max = _power_iteration(K)
     if lam_max > 0 and lr * lam_max >= 2:
         raise ValueError(f"lr = {lr:.4g} is unstable: gradient descent needs lr < 2/lambda_max "

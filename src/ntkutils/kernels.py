@@ -537,12 +537,9 @@ def ntk_empirical(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     u = check_net_input(u, "u")
-    from .networks import model_in_channels
+    from .networks import check_input_channels
 
-    c_in = model_in_channels(model)
-    if c_in is not None and u.shape[0] != c_in:
-        raise ValueError(f"u must have the model's {c_in} input channels, got shape "
-                         f"{tuple(u.shape)}")
+    check_input_channels(model, u, "u")
     if isinstance(output_channel, bool) or not isinstance(output_channel, int):
         raise TypeError(f"output_channel must be an int, got {output_channel!r}")
     if not isinstance(diagonal, bool):

@@ -93,12 +93,12 @@ def _check_size(n_params: int, what: str) -> None:
                  "choose fewer channels")
 
 
-def model_in_channels(model: nn.Module) -> int | None:
-    """Input channels of a course network (its first convolution), ``None`` if unknown."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    return None
+def check_input_channels(model: nn.Module, u: torch.Tensor, name: str) -> None:
+    """``u`` ``(C, H, W)`` has the input channels of ``model``'s first convolution."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is not None and u.shape[0] != conv.in_channels:
+        raise ValueError(f"{name} must have the model's {conv.in_channels} input channels, "
+                         f"got shape {tuple(u.shape)}")
 
 
 def _as_batch(u: torch.Tensor, in_channels: int) -> tuple[torch.Tensor, bool]:

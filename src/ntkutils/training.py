@@ -391,12 +391,9 @@ def fit(
             f"y has shape {tuple(y.shape)} and net_input {tuple(net_input.shape)}: they "
             f"must have the same (H, W)"
         )
-    from .networks import model_in_channels
+    from .networks import check_input_channels
 
-    c_in = model_in_channels(model)
-    if c_in is not None and net_input.shape[0] != c_in:
-        raise ValueError(f"net_input must have the model's {c_in} input channels, got shape "
-                         f"{tuple(net_input.shape)}")
+    check_input_channels(model, net_input, "net_input")
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     if dtypes and dtypes != {net_input.dtype}:
         raise TypeError(f"net_input has dtype {net_input.dtype} but the model's weights are "
