@@ -289,20 +289,28 @@ DENOISE = [
     C("ntk_denoise y 0..255", lambda: nu.ntk_denoise(img() * 255, 0.1), ValueError, r"y.*255"),
     C("ntk_denoise channels-last", lambda: nu.ntk_denoise(img(3).permute(1, 2, 0), 0.1),
       ValueError, r"y.*channels.last|y.*permute"),
-    C("ntk_denoise method", lambda: nu.ntk_denoise(img(), 0.1, method="fast"), ValueError,
-      r"method"),
+    C("ntk_denoise method", lambda: nu.ntk_denoise(img(), 0.1, recipe="poster", method="fast"),
+      ValueError, r"method must be"),
     C("ntk_denoise rule", lambda: nu.ntk_denoise(img(), 0.1, rule="oracle"), ValueError, r"rule"),
     C("ntk_denoise landmarks > pixels", lambda: nu.ntk_denoise(
-        img(), 0.1, method="nystrom", n_landmarks=65), ValueError, r"n_landmarks"),
+        img(), 0.1, recipe="poster", method="nystrom", n_landmarks=65), ValueError,
+      r"n_landmarks"),
     C("ntk_denoise x shape", lambda: nu.ntk_denoise(img(), 0.1, x=img(h=4)), ValueError, r"x"),
     C("ntk_denoise negative steps", lambda: nu.ntk_denoise(img(), 0.1, steps=[-3]), ValueError,
       r"steps"),
     C("ntk_denoise exact too big", lambda: nu.ntk_denoise(img(h=256, w=256), 0.1,
-                                                          method="exact"),
+                                                          recipe="poster", method="exact"),
       ValueError, r"nystrom"),
-    C("ntk_denoise depth 0", lambda: nu.ntk_denoise(img(), 0.1, depth=0), ValueError, r"depth"),
+    C("ntk_denoise depth 0", lambda: nu.ntk_denoise(img(), 0.1, recipe="poster", depth=0),
+      ValueError, r"depth"),
     C("ntk_denoise black without sigma", lambda: nu.ntk_denoise(img(value=0)), ValueError,
       r"sigma"),
+    C("ntk_denoise recipe", lambda: nu.ntk_denoise(img(), 0.1, recipe="bm3d"), ValueError,
+      r"recipe must be 'windowed' or 'poster'"),
+    C("ntk_denoise poster option, windowed recipe", lambda: nu.ntk_denoise(
+        img(), 0.1, method="exact"), ValueError, r"method only apply to recipe='poster'"),
+    C("ntk_denoise windowed stride", lambda: nu.ntk_denoise(img(), 0.1, stride=20), ValueError,
+      r"stride must be <= window"),
     C("ntk_denoise return_info", lambda: nu.ntk_denoise(img(), 0.1, return_info=1), TypeError,
       r"return_info"),
 ]
@@ -449,9 +457,10 @@ def test_bad_input_gets_a_clear_error(case):
 # ------------------------------------------------------------------ sensible answers
 def test_black_image_is_returned_black_when_sigma_is_given():
     """An all-zero image: its kernel is zero, nothing is fitted; documented, not an error."""
-    x_hat, info = nu.ntk_denoise(img(value=0), 0.1, return_info=True)
+    x_hat, info = nu.ntk_denoise(img(value=0), 0.1, recipe="poster", return_info=True)
     assert torch.equal(x_hat, torch.zeros_like(x_hat))
     assert info.step == 0
+    assert torch.equal(nu.ntk_denoise(img(value=0), 0.1), torch.zeros_like(x_hat))
 
 
 def test_constant_image_gets_a_finite_answer_near_itself():

@@ -40,6 +40,18 @@ def test_denoise_command_improves_psnr_and_reports(noisy_files, capsys):
     assert reported == pytest.approx(psnr(den, clean), abs=0.1)  # PNG rounds to 8 bits
 
 
+def test_both_recipes_report_what_they_did(noisy_files, capsys):
+    d = noisy_files
+    assert main(["denoise", str(d / "noisy.png"), str(d / "w.png"), "--sigma", "25",
+                 "--window", "8", "--stride", "4", "--no-pilot"]) == 0
+    out = capsys.readouterr().out
+    assert "windows of 8x8" in out and "pilot" not in out and "centred 5x5" in out
+    assert main(["denoise", str(d / "noisy.png"), str(d / "p.png"), "--sigma", "25",
+                 "--recipe", "poster", "--rule", "discrepancy"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel: exact, patch 3x3; step t =" in out and "chosen by discrepancy" in out
+
+
 def test_colour_and_estimated_sigma(tmp_path, capsys):
     x = load_image("coffee", size=24, gray=False)
     write_png(add_noise(x, 0.1, generator=torch.Generator().manual_seed(1), clip=True),
@@ -55,6 +67,11 @@ def test_colour_and_estimated_sigma(tmp_path, capsys):
     [
         (["--sigma", "-5"], "--sigma must be a noise level > 0"),
         (["--patch-size", "4"], "--patch-size must be an odd int"),
+        (["--method", "exact"], "--method only apply to --recipe poster"),
+        (["--rule", "discrepancy"], "--rule discrepancy only apply to --recipe poster"),
+        (["--recipe", "poster", "--window", "8"], "--window only apply to --recipe windowed"),
+        (["--stride", "0"], "--stride must be"),
+        (["--recipe", "nlm"], "--recipe"),
     ],
 )
 def test_bad_arguments_give_one_line(noisy_files, capsys, extra, message):

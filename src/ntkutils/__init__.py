@@ -7,7 +7,8 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.networks` the single-hidden-layer CNN, a vanilla CNN, an encoder-decoder
 - :mod:`ntkutils.kernels`  the neural tangent kernel: closed form and empirical
 - :mod:`ntkutils.filters`  the gradient-descent (twicing) filter, Nyström, stopping rules
-- :mod:`ntkutils.denoise`  the closed-form NTK denoiser
+- :mod:`ntkutils.windows`  the NTK filter of centred patches in local windows
+- :mod:`ntkutils.denoise`  the closed-form NTK denoiser (the paper's filter and the windowed one)
 - :mod:`ntkutils.training` fitting a network to one image with GD or Adam
 - :mod:`ntkutils.plotting`, :mod:`ntkutils.widgets`, :mod:`ntkutils.exercises`
 
@@ -16,7 +17,7 @@ Nothing runs at import.
 # The public API, re-exported explicitly so a reader sees where each name lives.
 from . import exercises, plotting, widgets
 from ._checks import NTKUtilsError
-from .denoise import NTKDenoiseInfo, ntk_denoise
+from .denoise import NTKDenoiseInfo, WindowedDenoiseInfo, ntk_denoise
 from .filters import (
     bias_variance,
     degrees_of_freedom,
@@ -74,7 +75,7 @@ __all__ = [
     "degrees_of_freedom_mc", "sure", "sure_step", "discrepancy_step", "oracle_step",
     "bias_variance",
     # the closed-form denoiser
-    "ntk_denoise", "NTKDenoiseInfo",
+    "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
     # training
     "fit", "FitResult", "WeightChange", "make_noise_input", "ntk_largest_eigenvalue",
     # the poster's grid (chapter 7, python -m ntkutils reproduce)

@@ -151,9 +151,7 @@ def _denoise(args: argparse.Namespace) -> None:
         if args.sigma > 255:
             raise CommandError(f"--sigma must be on the 0-255 scale (at most 255), got "
                                f"{args.sigma:g}")
-    _check_cli_number(args.patch_size, "--patch-size", minimum=1, odd=True)
-    _check_cli_number(args.landmarks, "--landmarks", minimum=1)
-    _check_cli_number(args.seed, "--seed", minimum=0)
+    _check_recipe_options(args)
     _check_output(args.output)
     y = read_png(args.input)
     clean = read_png(args.clean) if args.clean else None
@@ -169,27 +167,64 @@ def _denoise(args: argparse.Namespace) -> None:
             raise CommandError("the noise level cannot be estimated from the input (it has "
                                "no noise: a constant image); pass --sigma")
     n_pixels = y.shape[1] * y.shape[2]
-    if args.method == "nystrom" and args.landmarks > n_pixels:
+    if args.landmarks is not None and args.landmarks > n_pixels:
         raise CommandError(f"--landmarks must be at most the {n_pixels} pixels of the input, "
                            f"got {args.landmarks}")
+    if args.recipe == "windowed":
+        options = dict(window=args.window, stride=args.stride,
+                       pilot=False if args.no_pilot else None)
+    else:
+        options = dict(method=args.method, n_landmarks=args.landmarks)
     start = time.perf_counter()
     x_hat, info = ntk_denoise(
-        y, sigma, patch_size=args.patch_size, method=args.method,
-        n_landmarks=args.landmarks, rule=args.rule, return_info=True,
-        generator=torch.Generator().manual_seed(args.seed),
+        y, sigma, recipe=args.recipe, patch_size=args.patch_size, rule=args.rule,
+        return_info=True, generator=torch.Generator().manual_seed(args.seed), **options,
     )
     seconds = time.perf_counter() - start
     write_png(x_hat, args.output)
     c, h, w = y.shape
     print(f"image {h}x{w}, {'gray' if c == 1 else 'colour'}; sigma = "
           f"{info.sigma * 255:.1f}/255 ({'given' if sigma is not None else 'estimated'})")
-    print(f"kernel: {info.method}" + (f" with {info.n_landmarks} landmarks"
-                                     if info.method == "nystrom" else "")
-          + f", patch {args.patch_size}x{args.patch_size}; step t = {info.step} "
-          f"chosen by {info.rule}; {seconds:.1f} s")
+    k = info.patch_size
+    if args.recipe == "windowed":
+        steps = info.steps
+        print(f"kernel: centred {k}x{k} patches in {info.steps.numel()} windows of "
+              f"{info.window}x{info.window}" + (", pilot pass" if info.pilot else "")
+              + f"; steps {int(steps.min())}-{int(steps.max())} (median "
+              f"{int(steps.median())}) chosen by {info.rule}; {seconds:.1f} s")
+    else:
+        print(f"kernel: {info.method}" + (f" with {info.n_landmarks} landmarks"
+                                         if info.method == "nystrom" else "")
+              + f", patch {k}x{k}; step t = {info.step} chosen by {info.rule}; "
+              f"{seconds:.1f} s")
     if clean is not None:
         print(f"PSNR: noisy {psnr(y, clean):.2f} dB -> denoised {psnr(x_hat, clean):.2f} dB")
     print(f"wrote {args.output}")
+
+
+def _check_recipe_options(args: argparse.Namespace) -> None:
+    """Numbers in range, and no option of the other recipe."""
+    if args.patch_size is not None:
+        _check_cli_number(args.patch_size, "--patch-size", minimum=1, odd=True)
+    for value, flag in ((args.landmarks, "--landmarks"), (args.window, "--window"),
+                        (args.stride, "--stride")):
+        if value is not None:
+            _check_cli_number(value, flag, minimum=1)
+    _check_cli_number(args.seed, "--seed", minimum=0)
+    if args.recipe == "windowed":
+        wrong = [flag for flag, value in (("--method", args.method),
+                                          ("--landmarks", args.landmarks))
+                 if value is not None]
+        if args.rule != "sure":
+            wrong.append("--rule discrepancy")
+    else:
+        wrong = [flag for flag, value in (("--window", args.window), ("--stride", args.stride),
+                                          ("--no-pilot", args.no_pilot or None))
+                 if value is not None]
+    if wrong:
+        other = "poster" if args.recipe == "windowed" else "windowed"
+        raise CommandError(f"{', '.join(wrong)} only apply to --recipe {other} (this run uses "
+                           f"--recipe {args.recipe})")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -254,20 +289,34 @@ def _parser() -> argparse.ArgumentParser:
     den = sub.add_parser(
         "denoise", help="denoise a PNG with the closed-form NTK filter",
         description="Denoise a gray or colour PNG with the closed-form NTK of a "
-        "single-hidden-layer CNN (exact up to 64x64, Nystrom above), the step chosen "
-        "without the clean image.",
+        "single-hidden-layer CNN: by default in overlapping windows of centred patches "
+        "with a pilot pass (--recipe windowed), or as the paper's filter over the whole "
+        "image (--recipe poster); the steps chosen without the clean image.",
     )
     den.add_argument("input", help="noisy image (PNG)")
     den.add_argument("output", help="where to write the estimate (PNG)")
     den.add_argument("--sigma", type=float, default=None,
                      help="noise std on the 0-255 scale (estimated when omitted)")
     den.add_argument("--clean", default=None, help="clean image, to print the PSNR")
-    den.add_argument("--patch-size", type=int, default=3, help="odd patch size k (3)")
-    den.add_argument("--method", choices=["auto", "exact", "nystrom"], default="auto")
-    den.add_argument("--landmarks", type=int, default=512, help="Nystrom landmarks (512)")
+    den.add_argument("--recipe", choices=["windowed", "poster"], default="windowed",
+                     help="windowed: the course's denoiser (default); poster: the paper's "
+                     "filter")
+    den.add_argument("--patch-size", type=int, default=None,
+                     help="odd patch size k (5 windowed, 3 poster)")
+    den.add_argument("--window", type=int, default=None, help="windowed: window side (10)")
+    den.add_argument("--stride", type=int, default=None,
+                     help="windowed: offset between windows (8)")
+    den.add_argument("--no-pilot", action="store_true",
+                     help="windowed: skip the second pass with the pilot's kernel")
+    den.add_argument("--method", choices=["auto", "exact", "nystrom"], default=None,
+                     help="poster: exact kernel or Nystrom (auto)")
+    den.add_argument("--landmarks", type=int, default=None,
+                     help="poster: Nystrom landmarks (512)")
     den.add_argument("--rule", choices=["sure", "discrepancy"], default="sure",
-                     help="stopping rule that needs no clean image (sure)")
-    den.add_argument("--seed", type=int, default=0, help="seed of the landmark sampling")
+                     help="stopping rule that needs no clean image (sure; discrepancy: "
+                     "poster only)")
+    den.add_argument("--seed", type=int, default=0,
+                     help="seed of the SURE probe and the landmarks (0)")
     den.set_defaults(run=_denoise)
     rep = sub.add_parser(
         "reproduce", help="compute the poster's grid of denoising results",
