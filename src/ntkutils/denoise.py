@@ -37,7 +37,7 @@ from ntkutils.filters import (
     landmark_pixels,
     nystrom_eigenpairs,
 )
-from ntkutils.windows import windowed_filter
+from ntkutils.windows import PROBE_EPS, windowed_filter
 
 __all__ = ["NTKDenoiseInfo", "WindowedDenoiseInfo", "ntk_denoise"]
 
@@ -51,7 +51,6 @@ _RULES = ("sure", "discrepancy")
 _RECIPES = ("windowed", "poster")
 _POSTER_ONLY = ("depth", "method", "n_landmarks")
 _WINDOWED_ONLY = ("window", "stride", "pilot")
-_EPS = 1e-3  # Monte-Carlo SURE probe size (on the [0, 1] scale)
 
 
 @dataclass(frozen=True)
@@ -365,7 +364,7 @@ def _windowed(y, sigma, sigma_estimated, patch_size, window, stride, pilot, step
     t = t.to(y64.device)
     x64 = None if x is None else x.detach().to(y64)
     b = torch.randn(y.shape, generator=generator, dtype=torch.float64).to(y64.device)
-    y_b = y64 + _EPS * b
+    y_b = y64 + PROBE_EPS * b
     opts = dict(patch_size=patch_size, window=window, stride=stride, steps=t)
     probe = None if x64 is not None else (y_b, y_b, b)
     first = windowed_filter(y64, y64, sigma, probe=probe, x=x64, **opts)

@@ -33,7 +33,8 @@ from .kernels import _angle_terms
 __all__ = ["WindowedFilter", "window_corners", "window_ntk", "windowed_filter"]
 
 _CHUNK_BYTES = 2**27  # memory for the kernels of one chunk of windows (128 MB)
-_EPS = 1e-3  # Monte-Carlo SURE probe size (on the [0, 1] scale)
+#: Monte-Carlo SURE probe size (on the [0, 1] scale): the probe is ``y + PROBE_EPS b``.
+PROBE_EPS = 1e-3
 
 
 def window_corners(size: int, window: int, stride: int) -> list[int]:
@@ -155,7 +156,7 @@ def _probe_divergence(V, coef, G, Vb, coef_b, Gb, b_win, mu_shift):
     bz = (G * ((b_win @ V) * coef).sum(1)[:, None]).sum(-1)  # (L, S)
     bz_b = (Gb * ((b_win @ Vb) * coef_b).sum(1)[:, None]).sum(-1)  # (L, S)
     b_mu = (b_win.sum(-1) * mu_shift).sum(-1)  # (L,): the mean, added back, moves too
-    return (bz_b - bz + b_mu[:, None]) / _EPS
+    return (bz_b - bz + b_mu[:, None]) / PROBE_EPS
 
 
 def _apply(V, coef, g, index, shape, num, den):
