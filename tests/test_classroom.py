@@ -91,3 +91,47 @@ def test_student_copy_runs_with_only_the_exercises_failing(path):
     n_exercises = sum("{exercise}" in c.source for c in student.cells
                       if c.cell_type == "markdown")
     assert len(failed) >= n_exercises, "every unanswered exercise's checker must fail"
+
+
+def _graded_notebook(tmp_path):
+    """Three exercises on the same checker: one right, one wrong, one left blank."""
+    import nbformat.v4 as v4
+
+    def exercise(label, answer):
+        return [v4.new_markdown_cell(f"```{{exercise}} Kernel memory {label}\n"
+                                     f":label: ex-{label}\n```"),
+                v4.new_code_cell(f"def gib(side, dtype):\n    {answer}"),
+                v4.new_code_cell("check_ch5_kernel_memory(gib)"),
+                v4.new_markdown_cell("Next.")]
+    nb = v4.new_notebook(cells=[
+        v4.new_code_cell("import torch\n"
+                         "from ntkutils.exercises import check_ch5_kernel_memory"),
+        *exercise("right", "return side**4 * torch.empty((), dtype=dtype)"
+                           ".element_size() / 2**30"),
+        *exercise("wrong", "return side**4 * 8 / 1e9"),
+        *exercise("blank", "raise NotImplementedError"),
+        v4.new_markdown_cell("```{exercise} Typo\n:label: ex-typo\n```"),
+        v4.new_code_cell("check_ch5_kernel_memory(no_such_name)"),
+    ])
+    path = tmp_path / "answers.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_grading_runs_every_checker_and_tells_each_result(tmp_path, capsys):
+    from ntkutils.classroom import grade_notebook
+
+    path = _graded_notebook(tmp_path)
+    grades = grade_notebook(path)
+    assert [(g.label, g.result) for g in grades] == [
+        ("ex-right", "passed"), ("ex-wrong", "failed"), ("ex-blank", "not attempted"),
+        ("ex-typo", "error")]
+    assert grades[0].title == "Kernel memory right"
+    assert "Exercise 5.1: correct" in grades[0].feedback
+    assert "1 GiB = 2**30 bytes" in grades[1].feedback  # the checker's hint
+    assert "NameError" in grades[3].feedback
+    assert main(["grade", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| ex-wrong | Kernel memory wrong | failed |" in out and "1 of 4 passed" in out
+    assert main(["grade", str(tmp_path / "missing.ipynb")]) == 2
+    assert "does not exist" in capsys.readouterr().err
