@@ -34,7 +34,7 @@ def test_twicing_accepts_the_iteration(capsys):
     lambda W, y, k: y - twicing_loop(W, y, k),  # the residual, not z
 ])
 def test_twicing_rejects_wrong_iterations(wrong):
-    with pytest.raises(ExerciseFailed, match="expected"):
+    with pytest.raises(ExerciseFailed, match="checked"):
         check_ch4_twicing(wrong)
 
 

@@ -48,7 +48,7 @@ def test_adam_first_step_accepts_right_answer(capsys):
 @pytest.mark.parametrize("wrong", [adam_step_sign, adam_step_uncorrected,
                                    adam_step_wrong_sign, adam_step_gd])
 def test_adam_first_step_rejects_wrong_answers(wrong):
-    with pytest.raises(ExerciseFailed, match="expected"):
+    with pytest.raises(ExerciseFailed, match="checked"):
         check_ch6_adam_first_step(wrong)
 
 
@@ -83,7 +83,7 @@ def test_norm_slopes_accepts_right_answer(capsys):
     lambda a, b: a + b / 2,           # not a pair
 ])
 def test_norm_slopes_rejects_wrong_answers(wrong):
-    with pytest.raises(ExerciseFailed, match="expected"):
+    with pytest.raises(ExerciseFailed, match="checked"):
         check_ch6_norm_slopes(wrong)
 
 
@@ -113,5 +113,5 @@ def test_kernel_change_accepts_right_answer(capsys):
     lambda K0, Kt: float((Kt - K0).norm() ** 2 / K0.norm() ** 2),      # squared
 ])
 def test_kernel_change_rejects_wrong_answers(wrong):
-    with pytest.raises(ExerciseFailed, match="expected"):
+    with pytest.raises(ExerciseFailed, match="checked"):
         check_ch6_kernel_change(wrong)

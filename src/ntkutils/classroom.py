@@ -30,7 +30,7 @@ __all__ = ["ExerciseGrade", "format_grades", "grade_notebook", "make_student_cop
            "write_student_copies"]
 
 _CHECKER = re.compile(r"\bcheck\w*\(")
-_NOT_ATTEMPTED = re.compile(r"got:\s+(NotImplementedError|None)\s*$", re.M)
+_NOT_ATTEMPTED = re.compile(r"got:\s+(NotImplementedError|None|NoneType None)\s*$", re.M)
 
 
 def _source(cell: Any) -> str:

@@ -27,10 +27,31 @@ class ExerciseFailed(AssertionError):
     """
 
 
-def _fail(exercise: str, expected: str, got: str, hint: str) -> None:
+def _fail(exercise: str, checked: str, got: str, hint: str) -> None:
+    """Raise the feedback: what was checked, what came back and how it misses, a hint.
+
+    ``checked`` names the quantity (or the type expected), never the right value: the
+    feedback must not give the answer away.
+    """
     raise ExerciseFailed(
-        f"{exercise}: not yet.\n  expected: {expected}\n  got:      {got}\n  hint:     {hint}"
+        f"{exercise}: not yet.\n  checked:  {checked}\n  got:      {got}\n  hint:     {hint}"
     )
+
+
+def _miss(got: float, expected: float) -> str:
+    """How a wrong number misses, without the right one: its sign or its size.
+
+    >>> _miss(-2.0, 3.0), _miss(250.0, 3.0), _miss(3.5, 3.0), _miss(0.2, 0.0)
+    ('the sign is wrong', 'about 10^2 times too large', 'too large', 'too large')
+    """
+    if got != 0 and expected != 0 and (got > 0) != (expected > 0):
+        return "the sign is wrong"
+    if got != 0 and expected != 0:
+        power = round(math.log10(abs(got / expected)))
+        if power != 0:
+            size = "large" if power > 0 else "small"
+            return f"about 10^{abs(power)} times too {size}"
+    return "too large" if got > expected else "too small"
 
 
 def _passed(exercise: str, detail: str) -> None:
@@ -69,10 +90,10 @@ def check_value(
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
-        _fail(exercise, f"a number close to {expected:.4g}",
+        _fail(exercise, "a number (a Python float)",
               f"{type(got).__name__} {got!r}", hint or "return a Python float")
     if not abs(got - expected) <= atol + rtol * abs(expected):
-        _fail(exercise, f"{expected:.4g} (within {rtol:.0%})", f"{got:.4g}",
+        _fail(exercise, f"the value, within {rtol:.0%}", f"{got:.4g}: {_miss(got, expected)}",
               hint or "re-read the formula in the text above")
     _passed(exercise, f"{got:.4g} (expected {expected:.4g})")
 
@@ -132,10 +153,10 @@ def _compare(
     scale = float(ref.abs().max())
     if err > atol + rtol * scale:
         idx = int((got64 - ref).abs().argmax())
-        _fail(exercise, f"values within {rtol:g} of the reference (largest {scale:.4g})",
-              f"largest error {err:.3g} at flat index {idx} "
-              f"(yours {float(got64.flatten()[idx]):.4g}, "
-              f"reference {float(ref.flatten()[idx]):.4g})",
+        mine, right = float(got64.flatten()[idx]), float(ref.flatten()[idx])
+        _fail(exercise, f"every value, within {rtol:g} of the largest entry",
+              f"largest error {err:.3g} at flat index {idx}, where yours "
+              f"({mine:.4g}) is {_miss(mine, right)}",
               hint or "compare a small case by hand")
     return f"shape {tuple(got.shape)}, largest error {err:.2g}"
 
@@ -439,10 +460,12 @@ def check_weight_change_exponents(answer: Any) -> None:
               "standard one)")
     a_ntk, a_std = (float(a) for a in answer)
     if abs(a_ntk - 0.0) > 0.02:
-        _fail(ex, "a_ntk = 0", f"{a_ntk:g}",
+        _fail(ex, "the exponent a_ntk (NTK parameterisation)",
+              f"{a_ntk:g}: {_miss(a_ntk, 0.0)}",
               "c hidden units each move by about c^(-1/2): add up c squares")
     if abs(a_std + 0.5) > 0.02:
-        _fail(ex, "a_standard = -0.5", f"{a_std:g}",
+        _fail(ex, "the exponent a_standard (standard parameterisation)",
+              f"{a_std:g}: {_miss(a_std, -0.5)}",
               "the standard read-out weight is c^(-1/2) times the NTK one, and so is "
               "its change")
     _passed(ex, "NTK parameterisation c^0, standard parameterisation c^-0.5")
@@ -712,8 +735,8 @@ def check_ch1_noisy_psnr(fn: Callable[[float], Any]) -> None:
             _fail(ex, "a number (the PSNR in dB)", f"{type(got).__name__} {got!r}",
                   "return a Python float")
         if not abs(got - expected) <= 0.1:
-            _fail(ex, f"about {expected:.2f} dB for sigma = {level}/255 (measured)",
-                  f"{got:.4g}",
+            _fail(ex, f"the PSNR of y for sigma = {level}/255, within 0.1 dB of the "
+                  "measured one", f"{got:.4g}: {_miss(got, expected)}",
                   "the expected MSE of y is sigma^2; PSNR = 10 log10(1 / MSE) for "
                   "images in [0, 1]")
     _passed(ex, "4 noise levels, each within 0.1 dB of the measured PSNR")
@@ -754,8 +777,8 @@ def check_ch1_weight_count(fn: Callable[[int, int, int, int], Any]) -> None:
         expected = count_parameters(net)
         got = _ch1_int(ex, _call(ex, fn, C, c, depth, k), "a weight count")
         if got != expected:
-            _fail(ex, f"{expected} weights for C={C}, c={c}, depth={depth}, k={k}",
-                  f"{got}",
+            _fail(ex, f"the number of weights for C={C}, c={c}, depth={depth}, k={k}",
+                  f"{got}: {_miss(got, expected)}",
                   "count each convolution: c_in * c_out * k * k; the first layer has "
                   "c_in = C, the others c_in = c, and the 1 x 1 readout has c * C; "
                   "no biases")
@@ -845,8 +868,11 @@ def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
                   "return two ints: the step kept and the step where training stops")
         got = (_ch1_int(ex, got[0], "best_step"), _ch1_int(ex, got[1], "stop_step"))
         if got != expected:
-            _fail(ex, f"(best_step, stop_step) = {expected} for {name}, "
-                  f"patience {patience}", f"{got}",
+            wrong = [f"{label} {'too early' if mine < right else 'too late'}"
+                     for label, mine, right in zip(("best_step", "stop_step"), got,
+                                                   expected) if mine != right]
+            _fail(ex, f"(best_step, stop_step) for {name}, patience {patience}",
+                  f"{got}: {', '.join(wrong)}",
                   "count records since the last strict improvement; stop when that "
                   "count reaches patience; return steps, not indices")
     _passed(ex, f"{len(cases)} cases")
@@ -908,7 +934,8 @@ def check_ch1_discrepancy_stop(fn: Callable[[Any, Any, int, float], Any]) -> Non
         got = _ch1_int(ex, _call(ex, fn, steps.clone(), loss.clone(), y.numel(), sigma),
                        "a step")
         if got != expected:
-            _fail(ex, f"step {expected} for {name}", f"{got}",
+            _fail(ex, f"the discrepancy step for {name}",
+                  f"{got}: {'too early' if got < expected else 'too late'}",
                   "loss is 1/2 ||z - y||^2, so compare 2 * loss with n_values * "
                   "sigma**2; return the step, not the index; the last step if the "
                   "loss never gets there")
@@ -1022,8 +1049,8 @@ def check_ch4_steps_to_fit(fn: Callable[[float, float, float], Any]) -> None:
             t += 1
         got = _ch4_int(ex, _call(ex, fn, lam, lr, fraction), "the number of steps")
         if got != t:
-            _fail(ex, f"{t} steps for lam = {lam:g}, lr = {lr:g}, fraction = {fraction:g}",
-                  f"{got}",
+            _fail(ex, f"the number of steps for lam = {lam:g}, lr = {lr:g}, "
+                  f"fraction = {fraction:g}", f"{got}: {_miss(got, t)}",
                   "solve 1 - (1 - lr lam)^t >= fraction for t: t >= log(1 - fraction) / "
                   "log(1 - lr lam), then round UP to an int (math.ceil)")
     _passed(ex, f"{len(cases)} cases, from one step to thousands")
@@ -1128,8 +1155,8 @@ def check_ch4_oracle_step(answer: Any, x: torch.Tensor, eigvals: torch.Tensor,
     if got != expected:
         where = (f" (its expected risk is {float(risk[t == got][0]):.4g})"
                  if bool((t == got).any()) else " (not one of the candidate steps)")
-        _fail(ex, f"t* = {expected} (expected risk {float(risk[best]):.4g})",
-              f"{got}{where}",
+        _fail(ex, "the step t* of least expected risk (bias^2 + variance)",
+              f"{got}{where}: {'too early' if got < expected else 'too late'}",
               "add the two curves, take the argmin, and return the STEP at that index "
               "(steps[index]), not the index itself")
     _passed(ex, f"t* = {expected} (expected risk {float(risk[best]):.4g})")
@@ -1295,8 +1322,11 @@ def check_ch6_norm_slopes(fn: Callable[[float, float], Any]) -> None:
         s2, sinf = (float(v) for v in got)
         r2, rinf = _ch6_numerical_slopes(a, b)
         if abs(s2 - r2) > 0.05 or abs(sinf - rinf) > 0.05:
-            _fail(ex, f"({r2:.2f}, {rinf:.2f}) for a = {a:g}, b = {b:g} (measured on "
-                      "synthetic changes)", f"({s2:.2f}, {sinf:.2f})",
+            wrong = [f"{label} {_miss(mine, right)}" for label, mine, right in
+                     (("s_2", s2, r2), ("s_inf", sinf, rinf)) if abs(mine - right) > 0.05]
+            _fail(ex, f"the slopes (s_2, s_inf) for a = {a:g}, b = {b:g}, within 0.05 "
+                      "(measured on synthetic changes)",
+                  f"({s2:.2f}, {sinf:.2f}): {', '.join(wrong)}",
                   "the squared 2-norm adds c^b squares of size c^(2a); the max-norm is "
                   "the size of the largest single change")
     _passed(ex, "4 cases, e.g. a = -1.5, b = 2 gives slopes (-0.5, -1.5)")
@@ -1396,8 +1426,8 @@ def check_ch5_kernel_memory(fn: Callable[[int, torch.dtype], Any]) -> None:
             _fail(ex, "a number of GiB (a Python float)", f"{type(got).__name__}",
                   "return n * n * bytes_per_entry / 2**30 as a float")
         if not abs(got - expected) <= 1e-3 * expected:
-            _fail(ex, f"{expected:.6g} GiB for a {side} x {side} image in {dtype}",
-                  f"{got:.6g}",
+            _fail(ex, f"the GiB of the kernel of a {side} x {side} image in {dtype}",
+                  f"{got:.6g}: {_miss(got, expected)}",
                   "n = side**2 pixels, n**2 entries, element_size() bytes each; "
                   "1 GiB = 2**30 bytes (not 1e9)")
     _passed(ex, "5 cases, e.g. 256 x 256 in float64: 32 GiB")
@@ -1564,7 +1594,9 @@ def check_ch5_landmarks_for_error(answer: Any) -> None:
         errors.append(float((z_m - z).norm() / z.norm()))
     expected = next(m for m, e in zip(CH5_LANDMARK_COUNTS, errors) if e < 0.01)
     if answer != expected:
-        _fail(ex, f"m = {expected}", f"m = {answer}",
+        _fail(ex, "the smallest m of CH5_LANDMARK_COUNTS within 1 %",
+              f"m = {answer}: " + ("more than needed" if answer > expected else
+                                   "too few (its error is above 1 %)"),
               f"the relative errors for m = {CH5_LANDMARK_COUNTS} are not what your m "
               "suggests: use the same lr = 1/lambda_max of the EXACT kernel and t = 50 "
               "for both outputs, and ||z_m - z|| / ||z|| (not squared)"
@@ -1643,9 +1675,11 @@ def check_ch7_flat_psnr(answer: Any, x: torch.Tensor, y: torch.Tensor) -> None:
         _passed(ex, f"{got:.2f} dB (expected {expected:.2f} dB)")
         return
     if xn.shape[0] > 1 and abs(got - _ch7_psnr(np.full_like(xn, yn.mean()), xn)) <= 0.01:
-        _fail(ex, f"{expected:.2f} dB", f"{got:.2f} dB, the PSNR of one mean over all "
+        _fail(ex, "the PSNR of the flat image (one mean per channel)",
+              f"{got:.2f} dB, the PSNR of one mean over all "
               "channels (a gray flat image)", "take one mean per colour channel")
-    _fail(ex, f"{expected:.2f} dB", f"{got:.2f} dB",
+    _fail(ex, "the PSNR of the flat image (one mean per channel)",
+          f"{got:.2f} dB: {_miss(got, expected)}",
           "flat = y.mean(dim=(1, 2), keepdim=True).expand_as(y); then psnr(flat, x)")
 
 
@@ -1731,7 +1765,8 @@ def check_ch7_ntk_nystrom(fn: Callable[..., Any]) -> None:
         expected = _ch7_nystrom_reference(u, y, x, S, steps)
         got = _ch7_number(ex, _call(ex, fn, u, y, x, S, steps), "a PSNR in dB (a float)")
         if not abs(got - expected) <= 0.05:
-            _fail(ex, f"{expected:.2f} dB for the {name}", f"{got:.2f} dB",
+            _fail(ex, f"the PSNR of the NTK + Nystrom cell for the {name}",
+                  f"{got:.2f} dB: {_miss(got, expected)}",
                   "kernel of u (not of y) from ntk_closed_form(u, 3, columns=landmarks); "
                   "nystrom_eigenpairs; gd_filter of y with lr = 1/lambda_max; the "
                   "best PSNR over the steps, without clipping")
@@ -1799,12 +1834,13 @@ def check_ch7_oracle_gap(answer: Any, result: Any) -> None:
         _passed(ex, f"{got:.2f} dB (expected {expected:.2f} dB)")
         return
     if abs(got - mean_gap(d / result.y.shape[0] * sigma**2)) <= 1e-3:
-        _fail(ex, f"{expected:.3f} dB", f"{got:.3f} dB",
+        _fail(ex, "the mean gap in dB over the 10 cells", f"{got:.3f} dB",
               "the threshold counts every value of y: C n sigma^2 with C channels")
     if abs(got - mean_gap(d * (255 * sigma) ** 2)) <= 1e-3:
-        _fail(ex, f"{expected:.3f} dB", f"{got:.3f} dB",
+        _fail(ex, "the mean gap in dB over the 10 cells", f"{got:.3f} dB",
               "sigma is on the [0, 1] scale (25/255), like the images")
-    _fail(ex, f"{expected:.3f} dB", f"{got:.3f} dB",
+    _fail(ex, "the mean gap in dB over the 10 cells",
+          f"{got:.3f} dB: {_miss(got, expected)}",
           "for each of the 10 cells: first k with cell.residual[k] <= y.numel() * "
           "sigma**2 (else the last), gap = cell.psnr_curve.max() - cell.psnr_curve[k]; "
           "then the mean")
@@ -1858,15 +1894,16 @@ def check_ch7_rank_agreement(answer: Any, result: Any) -> None:
         _passed(ex, f"rho = {got:.2f} (expected {expected:.2f})")
         return
     if abs(got - float(pearsonr(ours, poster)[0])) <= 1e-6:
-        _fail(ex, f"{expected:.4f}", f"{got:.4f}, Pearson's correlation of the values",
+        _fail(ex, "the rank correlation (Spearman)",
+              f"{got:.4f}, Pearson's correlation of the values",
               "correlate the ranks, not the PSNRs")
     no_ties = float(np.corrcoef(np.argsort(np.argsort(ours)),
                                 np.argsort(np.argsort(poster)))[0, 1])
     if abs(got - no_ties) <= 1e-6:
-        _fail(ex, f"{expected:.4f}", f"{got:.4f}, ranks without ties",
+        _fail(ex, "the rank correlation (Spearman)", f"{got:.4f}, ranks without ties",
               "the poster's two 21.6 dB cells must share the mean of their ranks "
               "(scipy.stats.rankdata does this)")
-    _fail(ex, f"{expected:.4f}", f"{got:.4f}",
+    _fail(ex, "the rank correlation (Spearman)", f"{got:.4f}: {_miss(got, expected)}",
           "rank both lists (scipy.stats.rankdata), then Pearson's correlation of the "
           "ranks")
 
