@@ -56,8 +56,12 @@ def test_weight_count_accepts_a_layer_by_layer_count(capsys):
 
 
 def test_weight_count_independent_value():
-    # 1 -> 64 (3x3), 64 -> 64 (3x3) twice, 64 -> 1 (1x1): by hand.
-    assert _weights_by_layer(1, 64, 3, 3) == 576 + 2 * 36864 + 64 == 74368
+    # 1 -> 64 (3x3), 64 -> 64 (3x3) twice, 64 -> 1 (1x1): by hand, against the network
+    # the package builds (what the checker counts)
+    from ntkutils.networks import build_vanilla_cnn, count_parameters
+
+    net = build_vanilla_cnn(1, 64, 3, 3, generator=torch.Generator().manual_seed(0))
+    assert count_parameters(net) == 576 + 2 * 36864 + 64 == 74368
 
 
 @pytest.mark.parametrize("wrong", [
@@ -93,8 +97,11 @@ def test_patience_accepts_a_right_rule(capsys):
 
 
 def test_patience_right_rule_on_a_hand_case():
-    # best 3 at step 10; two records without improvement end at step 30
-    assert patience_right([0, 10, 20, 30, 40], [1, 3, 2, 3, 9], 2) == (10, 30)
+    # best 3 at step 10; two records without improvement end at step 30: the checker's
+    # own reference, by hand
+    from ntkutils.exercises import _ch1_patience_reference
+
+    assert _ch1_patience_reference([0, 10, 20, 30, 40], [1, 3, 2, 3, 9], 2) == (10, 30)
 
 
 def patience_ties_improve(steps, scores, patience):

@@ -221,13 +221,13 @@ def test_bad_arguments():
         fit(net, y, y, x=torch.rand(1, 8, 9), n_steps=1)
     with pytest.raises(ValueError, match="model\\(net_input\\)"):
         fit(build_autoencoder(1, 3, 4, levels=1, generator=gen(0)), y, y, n_steps=1)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match="lr must be > 0"):
         fit(net, y, y, lr=-0.1, n_steps=1)
     with pytest.raises(ValueError, match="snapshot_steps"):
         fit(net, y, y, n_steps=3, snapshot_steps=(4,))
     with pytest.raises(ValueError, match="input_noise_std"):
         fit(net, y, y, n_steps=1, input_noise_std=-1.0)
-    with pytest.raises(TypeError, match="y"):
+    with pytest.raises(TypeError, match="y must be a torch.Tensor"):
         fit(net, y, y.numpy(), n_steps=1)
     with pytest.raises(TypeError, match="model"):
         fit(lambda u: u, y, y, n_steps=1)
