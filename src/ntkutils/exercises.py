@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ExerciseFailed", "check_value", "check_tensor_close"]
+__all__ = ["ExerciseFailed", "check_value"]
 
 
 class ExerciseFailed(AssertionError):
@@ -98,38 +98,6 @@ def check_value(
     _passed(exercise, f"{got:.4g} (expected {expected:.4g})")
 
 
-def check_tensor_close(
-    exercise: str, got: Any, expected: torch.Tensor, *, rtol: float = 1e-4,
-    atol: float = 1e-6, hint: str = "",
-) -> None:
-    """Check a tensor answer: its type, shape, finiteness and values.
-
-    Parameters
-    ----------
-    exercise : str
-        The exercise's label.
-    got : torch.Tensor
-        The reader's answer.
-    expected : torch.Tensor
-        The independent reference.
-    rtol, atol : float
-        Tolerances of the comparison (relative to the reference's largest entry).
-    hint : str
-        What to try when the answer is wrong.
-
-    Raises
-    ------
-    ExerciseFailed
-        Naming the first thing that differs (type, shape, NaN, or the largest error).
-
-    Examples
-    --------
-    >>> check_tensor_close("Exercise 0.2", torch.ones(2, 2), torch.ones(2, 2))
-    Exercise 0.2: correct. shape (2, 2), largest error 0
-    """
-    _passed(exercise, _compare(exercise, got, expected, rtol, atol, hint))
-
-
 def _compare(
     exercise: str, got: Any, expected: torch.Tensor, rtol: float, atol: float, hint: str
 ) -> str:
@@ -161,52 +129,6 @@ def _compare(
     return f"shape {tuple(got.shape)}, largest error {err:.2g}"
 
 
-def check_function(
-    exercise: str, fn: Callable[..., Any], reference: Callable[..., Any],
-    cases: list[tuple], **kwargs: Any,
-) -> None:
-    """Check a function the reader wrote against the package's own on several inputs.
-
-    Parameters
-    ----------
-    exercise : str
-        The exercise's label.
-    fn : callable
-        The reader's function.
-    reference : callable
-        The package's function with the same signature.
-    cases : list of tuple
-        Positional arguments to try, one tuple per call.
-    **kwargs
-        Passed to :func:`check_tensor_close` (``rtol``, ``atol``, ``hint``).
-
-    Examples
-    --------
-    >>> check_function("Exercise 0.3", torch.relu, lambda t: t.clamp(min=0),
-    ...                [(torch.tensor([-1.0, 2.0]),)])
-    Exercise 0.3: correct. 1 case(s), last: shape (2,), largest error 0
-    """
-    if not callable(fn):
-        _fail(exercise, "a function", f"{type(fn).__name__}",
-              "pass the function itself, without calling it")
-    rtol, atol = kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-6)
-    hint = kwargs.get("hint", "")
-    for args in cases:
-        try:
-            got = fn(*args)
-        except NotImplementedError:
-            _fail(exercise, "your implementation", "NotImplementedError",
-                  "replace the `raise NotImplementedError` line with your code")
-        detail = _compare(exercise, got, reference(*args), rtol, atol, hint)
-    _passed(exercise, f"{len(cases)} case(s), last: {detail}")
-
-
-__all__ += ["check_function"]
-
-
-# =========================================================================================
-# Chapter 2: the neural tangent kernel
-# =========================================================================================
 def _as_scalar_tensor(exercise: str, value: Any) -> torch.Tensor:
     """The reader's scalar answer as a 0-dim float64 tensor (or feedback)."""
     if isinstance(value, torch.Tensor):
