@@ -4,9 +4,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_client.manager import start_new_kernel
 
-from ntkutils.classroom import main, make_student_copy
+from ntkutils.classroom import main, make_student_copy, run_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -55,25 +54,9 @@ def test_command_writes_every_chapter(tmp_path, capsys):
 
 
 def _run_cells(nb, cwd):
-    """Run every code cell in one kernel; return {cell index: exception name}.
-
-    A blocking jupyter_client loop, cell by cell (as nbval runs the notebooks):
-    nbclient's asynchronous client was seen to wait forever on an idle kernel here.
-    """
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(cwd))
-    failed = {}
-    try:
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            reply = kc.execute_interactive(cell.source, timeout=1800,
-                                           output_hook=lambda msg: None)
-            if reply["content"]["status"] == "error":
-                failed[i] = reply["content"]["ename"]
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-    return failed
+    """Run every code cell in one kernel; return {cell index: exception name}."""
+    return {i: reply["content"]["ename"] for i, reply, _ in run_cells(nb, cwd)
+            if reply["content"]["status"] == "error"}
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

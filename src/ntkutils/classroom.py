@@ -218,6 +218,32 @@ def _grade(reply: dict, stdout: str) -> tuple[str, str]:
     return "error", f"{name}: {value}"
 
 
+def run_cells(nb: Any, cwd: str | Path, *, timeout: float = 1800):
+    """Run every non-empty code cell of ``nb`` in one fresh kernel, going on after errors.
+
+    Yields ``(cell index, execute reply, stdout text)`` per cell, in order.  A blocking
+    ``jupyter_client`` loop, cell by cell (as nbval runs the notebooks): nbclient's
+    asynchronous client was seen to wait forever on an idle kernel here.
+    """
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(cwd))
+    try:
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            out: list[str] = []
+
+            def hook(msg, out=out):
+                if msg["msg_type"] == "stream":
+                    out.append(msg["content"]["text"])
+            reply = kc.execute_interactive(cell.source, timeout=timeout, output_hook=hook)
+            yield i, reply, "".join(out)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def grade_notebook(path: str | Path, *, timeout: float = 1800) -> list[ExerciseGrade]:
     """Run a student's notebook top to bottom, errors and all, and grade every exercise.
 
@@ -249,7 +275,6 @@ def grade_notebook(path: str | Path, *, timeout: float = 1800) -> list[ExerciseG
     ValueError: path no-such.ipynb does not exist: pass a notebook (.ipynb)
     """
     import nbformat
-    from jupyter_client.manager import start_new_kernel
 
     path = Path(path)
     if not path.is_file():
@@ -262,23 +287,9 @@ def grade_notebook(path: str | Path, *, timeout: float = 1800) -> list[ExerciseG
     exercises = _exercises(nb)
     checkers = {idx: (label, title) for label, title, idx in exercises}
     grades: dict[int, ExerciseGrade] = {}
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(path.parent.resolve()))
-    try:
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            out: list[str] = []
-
-            def hook(msg, out=out):
-                if msg["msg_type"] == "stream":
-                    out.append(msg["content"]["text"])
-            reply = kc.execute_interactive(cell.source, timeout=timeout, output_hook=hook)
-            if i in checkers:
-                result, feedback = _grade(reply, "".join(out))
-                grades[i] = ExerciseGrade(*checkers[i], result, feedback)
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    for i, reply, stdout in run_cells(nb, path.parent.resolve(), timeout=timeout):
+        if i in checkers:
+            grades[i] = ExerciseGrade(*checkers[i], *_grade(reply, stdout))
     return [grades[idx] for _, _, idx in exercises]
 
 

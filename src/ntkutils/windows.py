@@ -247,14 +247,14 @@ def windowed_filter(src: torch.Tensor, y: torch.Tensor, sigma: float, *, patch_s
         best = risk.argmin(1)  # (Lc,)
         rows = torch.arange(len(best), device=best.device)
         _apply(V, coef, G[rows, best], idx, y.shape, *sums["y"])
-        if probe is not None and x is None:
+        if probe is not None:
             _apply(Vb, coef_b, Gb[rows, best], idx, y.shape, *sums["b"])
         chosen.append(steps[best])
         risks.append(risk[rows, best])
     num, den = sums["y"]
     estimate = (num / den).reshape(C, H, W) + mu
     probe_estimate = None
-    if probe is not None and x is None:
+    if probe is not None:
         num_b, den_b = sums["b"]
         probe_estimate = (num_b / den_b).reshape(C, H, W) + mu_b
     return WindowedFilter(estimate=estimate, probe_estimate=probe_estimate,
