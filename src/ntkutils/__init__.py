@@ -10,12 +10,13 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.windows`  the NTK filter of centred patches in local windows
 - :mod:`ntkutils.denoise`  the closed-form NTK denoiser (the paper's filter and the windowed one)
 - :mod:`ntkutils.training` fitting a network to one image with GD or Adam
+- :mod:`ntkutils.course`   numbers glued into the chapters' text, the run-time clock
 - :mod:`ntkutils.plotting`, :mod:`ntkutils.widgets`, :mod:`ntkutils.exercises`
 
 Nothing runs at import.
 """
 # The public API, re-exported explicitly so a reader sees where each name lives.
-from . import exercises, plotting, widgets
+from . import course, exercises, plotting, widgets
 from ._checks import NTKUtilsError
 from .denoise import NTKDenoiseInfo, WindowedDenoiseInfo, ntk_denoise
 from .filters import (
@@ -82,5 +83,5 @@ __all__ = [
     "reproduce_grid", "GridResult", "grid_settings", "format_table", "plot_grid",
     "POSTER_PSNR",
     # submodules
-    "plotting", "widgets", "exercises",
+    "course", "plotting", "widgets", "exercises",
 ]

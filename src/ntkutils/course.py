@@ -1,0 +1,115 @@
+"""What the chapters share as notebooks: numbers for the prose, and the run-time clock.
+
+Every measured number that a chapter's text quotes comes from the notebook's own computation:
+a code cell hands it to :func:`glue` (rounded to the digits that are the same on every CPU),
+and the Markdown quotes it with the role ``{glue:text}`name```. The book (myst-nb) reads the
+record from the stored output, so the text cannot drift from the outputs, and ``pytest
+--nbval`` compares the record like any other output.
+
+The record has myst-nb's own format (a hidden ``display_data`` output whose mime types carry
+myst-nb's prefix and whose metadata names the key), written here so that a chapter runs where
+myst-nb is not installed (Colab). ``tests/test_course.py`` checks it against
+``myst_nb.glue``.
+"""
+from __future__ import annotations
+
+import time
+from numbers import Real
+
+from ._checks import NTKUtilsError
+
+__all__ = ["glue", "start_clock", "glue_run_time"]
+
+# myst-nb's prefix for a glued value that is recorded but not shown (myst_nb.ext.glue).
+GLUE_PREFIX = "application/papermill.record/"
+
+_CLOCK: dict[str, float] = {}
+
+
+def _format(name: str, value: object, fmt: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, Real):
+        # 0-d tensors and numpy scalars: take the Python number.
+        item = getattr(value, "item", None)
+        if item is None or isinstance(value, bool):
+            raise NTKUtilsError(
+                f"glue: value of {name!r} must be a number or a string, "
+                f"got {type(value).__name__}")
+        value = item()
+    try:
+        return format(value, fmt)
+    except (ValueError, TypeError) as err:
+        raise NTKUtilsError(
+            f"glue: fmt {fmt!r} is not a format for the number {value!r} ({err})") from None
+
+
+def glue(name: str, value: object, fmt: str = ".1f") -> str:
+    """Record a number for the chapter's text, rounded to its stable digits.
+
+    Parameters
+    ----------
+    name : str
+        The key the Markdown quotes: ``{glue:text}`name```. Unique within a notebook; letters,
+        digits and ``_`` only.
+    value : float, int, 0-d tensor, numpy scalar or str
+        The measured number. A string is recorded as it is (already formatted).
+    fmt : str, default ".1f"
+        Python format spec for a number: keep only the digits that agree on every CPU
+        (PSNR to 0.1 dB, a slope to 0.01, ...).
+
+    Returns
+    -------
+    str
+        The text recorded, so that a cell can also print it.
+
+    Notes
+    -----
+    Outside IPython nothing is displayed; the formatted text is still returned.
+
+    Examples
+    --------
+    >>> glue("best_psnr", 25.2006977, fmt=".1f")
+    '25.2'
+    >>> glue("share", 0.1634, fmt=".0%")
+    '16%'
+    """
+    if not isinstance(name, str) or not name.replace("_", "a").isalnum():
+        raise NTKUtilsError(
+            f"glue: name must be letters, digits and '_' (a key for {{glue:text}}), "
+            f"got {name!r}")
+    if not isinstance(fmt, str):
+        raise NTKUtilsError(f"glue: fmt must be a format spec such as '.1f', got {fmt!r}")
+    text = _format(name, value, fmt)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython comes with every Jupyter
+        return text
+    if get_ipython() is not None:
+        display(
+            {GLUE_PREFIX + "text/plain": repr(text)},
+            raw=True,
+            metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}},
+        )
+    return text
+
+
+def start_clock() -> None:
+    """Start the chapter's run-time clock (the set-up cell calls this)."""
+    _CLOCK["start"] = time.perf_counter()
+
+
+def glue_run_time(name: str = "run_time") -> str:
+    """Record the minutes since :func:`start_clock` as ``"N min"`` for the chapter's header.
+
+    The last cell of a chapter calls it, so the header's run time is the one measured when the
+    stored outputs were computed. Under 10 minutes it is rounded to half a minute, above to
+    a whole one.
+    """
+    if "start" not in _CLOCK:
+        raise NTKUtilsError(
+            "glue_run_time: the clock was never started; call start_clock() in the set-up cell")
+    minutes = (time.perf_counter() - _CLOCK["start"]) / 60
+    minutes = max(round(minutes * 2) / 2, 0.5) if minutes < 10 else round(minutes)
+    return glue(name, f"{minutes:g} min")

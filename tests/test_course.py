@@ -1,0 +1,94 @@
+"""ntkutils.course: the glue record is myst-nb's, and numbers keep only the digits asked for."""
+from __future__ import annotations
+
+import pytest
+
+from ntkutils import NTKUtilsError, course
+
+
+class _Shell:
+    """Stands in for a running IPython kernel (glue displays only inside one)."""
+
+
+def _capture(monkeypatch, module, attr):
+    calls = []
+    monkeypatch.setattr(module, attr, lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+def test_record_is_the_one_myst_nb_writes(monkeypatch):
+    myst_glue = pytest.importorskip("myst_nb.ext.glue")
+    import IPython
+    import IPython.display
+
+    ours = _capture(monkeypatch, IPython.display, "display")
+    monkeypatch.setattr(IPython, "get_ipython", lambda: _Shell())
+    course.glue("best_psnr", 25.2006977)
+    theirs = _capture(monkeypatch, myst_glue, "ipy_display")
+    myst_glue.glue("best_psnr", "25.2", display=False)
+    assert ours == theirs
+
+
+def test_myst_nb_reads_the_record_back(monkeypatch):
+    myst_glue = pytest.importorskip("myst_nb.ext.glue")
+    import nbformat
+    import IPython
+    import IPython.display
+
+    calls = _capture(monkeypatch, IPython.display, "display")
+    monkeypatch.setattr(IPython, "get_ipython", lambda: _Shell())
+    course.glue("slope", -0.4912, fmt=".2f")
+    (args, kwargs), = calls
+    cell = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+        "display_data", data=args[0], metadata=kwargs["metadata"])])
+    (key, data), = myst_glue.extract_glue_data_cell(cell)
+    assert key == "slope"
+    from myst_nb.core.variables import format_plain_text
+
+    assert format_plain_text(data["data"]["text/plain"], "") == "-0.49"
+
+
+@pytest.mark.parametrize("value, fmt, text", [
+    (25.2006977, ".1f", "25.2"),
+    (0.1634, ".0%", "16%"),
+    (3, "d", "3"),
+    ("already 3.0", ".1f", "already 3.0"),
+])
+def test_formats_numbers_and_keeps_strings(value, fmt, text):
+    assert course.glue("x", value, fmt=fmt) == text
+
+
+def test_tensor_and_numpy_scalars():
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    assert course.glue("a", torch.tensor(1.25, dtype=torch.float64), ".2f") == "1.25"
+    assert course.glue("b", np.float64(2.5), ".0f") == "2"
+
+
+@pytest.mark.parametrize("name, value, fmt, words", [
+    ("bad name", 1.0, ".1f", "name must be letters"),
+    ("", 1.0, ".1f", "name must be letters"),
+    ("x", [1.0], ".1f", "must be a number or a string"),
+    ("x", True, ".1f", "must be a number or a string"),
+    ("x", 1.0, "q", "is not a format"),
+    ("x", 1.0, 2, "fmt must be a format spec"),
+])
+def test_bad_input_is_named(name, value, fmt, words):
+    with pytest.raises(NTKUtilsError, match=words):
+        course.glue(name, value, fmt=fmt)
+
+
+def test_run_time(monkeypatch):
+    course._CLOCK.clear()
+    with pytest.raises(NTKUtilsError, match="clock was never started"):
+        course.glue_run_time()
+    now = [100.0]
+    monkeypatch.setattr(course.time, "perf_counter", lambda: now[0])
+    course.start_clock()
+    now[0] += 60 * 3.3
+    assert course.glue_run_time() == "3.5 min"
+    now[0] += 60 * 10
+    assert course.glue_run_time() == "13 min"
+    course._CLOCK.clear()
+    course.start_clock()
+    assert course.glue_run_time() == "0.5 min"
