@@ -92,3 +92,48 @@ def test_run_time(monkeypatch):
     course._CLOCK.clear()
     course.start_clock()
     assert course.glue_run_time() == "0.5 min"
+
+
+@pytest.fixture
+def restore_dtype():
+    import torch
+
+    before = torch.get_default_dtype()
+    yield
+    torch.set_default_dtype(before)
+
+
+def test_setup_cpu_is_float64_and_reads_the_switch(monkeypatch, capsys, restore_dtype):
+    import torch
+
+    monkeypatch.setenv("NTK_PAPER_SCALE", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    got = course.setup(seed=3, device="cpu")
+    assert got == (3, torch.device("cpu"), torch.float64, True, False)
+    assert torch.get_default_dtype() is torch.float64
+    assert capsys.readouterr().out.strip() == (
+        "seed: 3 | device: cpu | dtype: float64 | paper scale: True")
+    monkeypatch.delenv("NTK_PAPER_SCALE")
+    assert course.setup(device="cpu").paper_scale is False
+    assert course.setup(paper_scale=True, device="cpu").paper_scale is True
+    assert "start" in course._CLOCK
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"seed": -1}, "seed must be an integer"),
+    ({"seed": 1.5}, "seed must be an integer"),
+    ({"paper_scale": "yes"}, "paper_scale must be True, False or None"),
+    ({"device": "gpu"}, "device must be 'cpu', 'cuda'"),
+])
+def test_setup_bad_input(kwargs, words, restore_dtype):
+    with pytest.raises(NTKUtilsError, match=words):
+        course.setup(**kwargs)
+
+
+def test_setup_cuda_without_gpu(restore_dtype):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(NTKUtilsError, match="sees no GPU"):
+        course.setup(device="cuda")

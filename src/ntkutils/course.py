@@ -1,4 +1,10 @@
-"""What the chapters share as notebooks: numbers for the prose, and the run-time clock.
+"""What the chapters share as notebooks: the set-up, numbers for the prose, the run-time clock.
+
+Every chapter's first code cell after its imports is one call, ``setup(seed=0)``: the seed,
+the device, the dtype (float64 on the CPU, so that every CPU prints the same numbers; float32
+on a GPU), whether progress bars show, and THE size switch of the book, ``paper_scale``
+(``True``, or ``NTK_PAPER_SCALE=1`` in the environment, runs the paper's sizes; meant for a
+GPU).
 
 Every measured number that a chapter's text quotes comes from the notebook's own computation:
 a code cell hands it to :func:`glue` (rounded to the digits that are the same on every CPU),
@@ -13,17 +19,98 @@ myst-nb is not installed (Colab). ``tests/test_course.py`` checks it against
 """
 from __future__ import annotations
 
+import os
 import time
 from numbers import Real
+from typing import NamedTuple
+
+import torch
 
 from ._checks import NTKUtilsError
+from ._progress import bars_disabled
+from .plotting import use_book_style
 
-__all__ = ["glue", "start_clock", "glue_run_time"]
+__all__ = ["Setup", "setup", "generator", "glue", "start_clock", "glue_run_time"]
 
 # myst-nb's prefix for a glued value that is recorded but not shown (myst_nb.ext.glue).
 GLUE_PREFIX = "application/papermill.record/"
 
 _CLOCK: dict[str, float] = {}
+
+
+class Setup(NamedTuple):
+    """What :func:`setup` chose, in the order a chapter unpacks it."""
+
+    seed: int
+    device: torch.device
+    dtype: torch.dtype
+    paper_scale: bool
+    progress: bool
+
+
+def setup(seed: int = 0, paper_scale: bool | None = None,
+          device: str | torch.device | None = None) -> Setup:
+    """Set a chapter up: seed, device, dtype, progress bars, the size switch, figures, clock.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        The chapter's seed (``torch.manual_seed``); draws that matter take a
+        :func:`generator` of their own.
+    paper_scale : bool or None, default None
+        ``True`` runs the paper's sizes (meant for a GPU), ``False`` the CPU sizes; ``None``
+        reads the environment variable ``NTK_PAPER_SCALE`` (``1`` means True).
+    device : str, torch.device or None, default None
+        ``None`` takes CUDA when there is a GPU, else the CPU.
+
+    Returns
+    -------
+    Setup
+        ``(seed, device, dtype, paper_scale, progress)``; ``dtype`` (float64 on the CPU,
+        float32 on a GPU) is also made torch's default dtype.
+
+    Notes
+    -----
+    The CPU tier computes in float64: training amplifies the last-bit differences of the
+    CPU's vector sums, and in float64 the printed results agree on every CPU (in float32 they
+    differ in the second digit after a few hundred Adam steps). Progress bars are off when
+    ``TQDM_DISABLE=1``, as in the test run. The call also sets the book's figure style and
+    starts the clock that :func:`glue_run_time` reads.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise NTKUtilsError(f"setup: seed must be an integer >= 0, got {seed!r}")
+    if paper_scale is None:
+        paper_scale = os.environ.get("NTK_PAPER_SCALE", "0").strip() == "1"
+    elif not isinstance(paper_scale, bool):
+        raise NTKUtilsError(
+            f"setup: paper_scale must be True, False or None, got {paper_scale!r}")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NTKUtilsError(
+            f"setup: device must be 'cpu', 'cuda' or a torch.device, got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NTKUtilsError("setup: device 'cuda' asked for, but PyTorch sees no GPU")
+    dtype = torch.float32 if device.type == "cuda" else torch.float64
+    torch.manual_seed(seed)
+    torch.set_default_dtype(dtype)
+    use_book_style()
+    start_clock()
+    chosen = Setup(seed, device, dtype, paper_scale, not bars_disabled())
+    print(f"seed: {seed} | device: {device.type} | dtype: {str(dtype)[6:]} "
+          f"| paper scale: {paper_scale}")
+    return chosen
+
+
+def generator(seed: int) -> torch.Generator:
+    """A fresh CPU generator seeded with ``seed``: every random draw of a chapter takes one.
+
+    >>> torch.rand(2, generator=generator(0)).equal(torch.rand(2, generator=generator(0)))
+    True
+    """
+    return torch.Generator().manual_seed(seed)
 
 
 def _format(name: str, value: object, fmt: str) -> str:
