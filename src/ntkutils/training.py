@@ -6,12 +6,17 @@ course looks at: the loss, the PSNR against the clean image when it is given, ho
 weight tensor moved from initialisation, output snapshots and empirical tangent kernels.
 Gradient descent's default step is ``1 / lambda_max`` of the tangent kernel at
 initialisation, found by :func:`ntk_largest_eigenvalue`.
+
+:func:`fit` is a loop over the updates that hands the output ``z^t`` to four recorders, one
+per kind of record: :class:`MetricRecorder` (loss, PSNR, the oracle best step),
+:class:`WeightRecorder` (weight change), :class:`SnapshotRecorder` (outputs) and
+:class:`KernelRecorder` (empirical tangent kernels).
 """
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,6 +35,8 @@ from ._checks import (
 from ._compat import prepare_jvp
 from ._progress import progress_bar
 from .images import psnr as _psnr
+from .kernels import ntk_empirical
+from .networks import check_input_channels
 
 __all__ = [
     "FitResult",
@@ -37,6 +44,11 @@ __all__ = [
     "fit",
     "make_noise_input",
     "ntk_largest_eigenvalue",
+    # what fit records, one object each (usable alone)
+    "MetricRecorder",
+    "WeightRecorder",
+    "SnapshotRecorder",
+    "KernelRecorder",
 ]
 
 _OPTIMIZERS = ("gd", "adam")
@@ -244,6 +256,18 @@ def ntk_largest_eigenvalue(
     check_positive(n_iter, "n_iter", integer=True)
     check_positive(tol, "tol")
     check_generator(generator)
+    return _power_iteration(model, net_input, n_iter, tol=tol, generator=generator)
+
+
+def _power_iteration(
+    model: nn.Module,
+    net_input: torch.Tensor,
+    n_iter: int = 100,
+    *,
+    tol: float = 1e-5,
+    generator: torch.Generator | None = None,
+) -> float:
+    """:func:`ntk_largest_eigenvalue` of checked arguments (see there)."""
     f, params = _functional(model, net_input)
     prepare_jvp()
     with _frozen_running_stats(model):
@@ -262,10 +286,176 @@ def ntk_largest_eigenvalue(
     return lam
 
 
+# ----------------------------------------------------------------------------- recorders
+# What fit records, one small object each: ``steps`` says when it records, ``record(t, z_t)``
+# takes the output ``z^t = f(u; w^t)`` (detached) after ``t`` updates, ``result()`` what it
+# kept.  Each can be built and fed by hand, without a training run.
+
+
+class MetricRecorder:
+    """The loss ``1/2 ||z^t - y||^2`` and, given the clean ``x``, the PSNR and the best step.
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 2, 2)
+    >>> rec = MetricRecorder([0, 1], y=x + 0.5, x=x)
+    >>> rec.record(0, x + 0.1); rec.record(1, x + 0.4)
+    >>> [round(v, 4) for v in rec.losses], rec.best_step, round(rec.best_psnr, 2)
+    ([0.32, 0.02], 0, 20.0)
+    """
+
+    def __init__(self, steps: Iterable[int], y: torch.Tensor,
+                 x: torch.Tensor | None = None) -> None:
+        self.steps = frozenset(steps)
+        self.y, self.x = y, x
+        self.recorded: list[int] = []
+        self.losses: list[float] = []
+        self.psnrs: list[float] = []
+        self.best_step: int | None = None
+        self.best_psnr = -float("inf")
+        self.best_x_hat: torch.Tensor | None = None
+
+    def record(self, t: int, z_t: torch.Tensor) -> None:
+        self.recorded.append(t)
+        self.losses.append(0.5 * float(((z_t - self.y) ** 2).sum()))
+        if self.x is not None:
+            self.psnrs.append(_psnr(z_t, self.x))
+            if self.psnrs[-1] > self.best_psnr:
+                self.best_step, self.best_psnr = t, self.psnrs[-1]
+                self.best_x_hat = z_t.clone()
+
+    def postfix(self) -> dict[str, str]:
+        """The latest loss (and PSNR) for a progress bar."""
+        return {"loss": f"{self.losses[-1]:.4g}",
+                **({"psnr": f"{self.psnrs[-1]:.2f}"} if self.psnrs else {})}
+
+    def result(self) -> dict[str, object]:
+        """:class:`FitResult`'s fields ``steps``, ``loss``, ``psnr`` and ``best_*``."""
+        return {
+            "steps": torch.tensor(self.recorded, dtype=torch.int64),
+            "loss": _as_tensor(self.losses),
+            "psnr": _as_tensor(self.psnrs) if self.x is not None else None,
+            "best_step": self.best_step,
+            "best_psnr": self.best_psnr if self.x is not None else None,
+            "best_x_hat": self.best_x_hat,
+        }
+
+
+class WeightRecorder:
+    """``||w^t - w^0||`` (2-norm and max-norm) of each parameter tensor, from ``w^0`` on.
+
+    ``params`` are the live parameters (trained in place); their values at construction
+    are ``w^0``.
+
+    Examples
+    --------
+    >>> w = torch.zeros(4)
+    >>> rec = WeightRecorder([0, 1], {"w": w})
+    >>> rec.record(0, None); _ = w.add_(0.5); rec.record(1, None)
+    >>> change = rec.result()
+    >>> change.l2["w"].tolist(), change.inf["w"].tolist(), bool(change.l2_rel["w"].isnan().all())
+    ([0.0, 1.0], [0.0, 0.5], True)
+    """
+
+    def __init__(self, steps: Iterable[int], params: dict[str, torch.Tensor]) -> None:
+        self.steps = frozenset(steps)
+        self.params = params
+        self.w0 = {k: p.detach().clone() for k, p in params.items()}
+        self.l2: dict[str, list[float]] = {k: [] for k in params}
+        self.inf: dict[str, list[float]] = {k: [] for k in params}
+        self.n_records = 0
+
+    def record(self, t: int, z_t: torch.Tensor | None) -> None:
+        with torch.no_grad():
+            for k, p in self.params.items():
+                d = p - self.w0[k]
+                self.l2[k].append(float(d.norm()))
+                self.inf[k].append(float(d.abs().max()))
+        self.n_records += 1
+
+    def result(self) -> WeightChange:
+        """The changes at the recorded steps, absolute and relative to ``w^0``."""
+        w0_l2 = {k: float(w.norm()) for k, w in self.w0.items()}
+        w0_inf = {k: float(w.abs().max()) for k, w in self.w0.items()}
+        l2 = {k: _as_tensor(v) for k, v in self.l2.items()}
+        inf = {k: _as_tensor(v) for k, v in self.inf.items()}
+        none = torch.zeros(self.n_records, dtype=torch.float64)  # no trainable parameter
+        total_l2 = (torch.stack(list(l2.values())) ** 2).sum(0).sqrt() if l2 else none
+        total_inf = torch.stack(list(inf.values())).amax(0) if inf else none
+        return WeightChange(
+            l2=l2,
+            inf=inf,
+            l2_rel={k: _relative(v, w0_l2[k]) for k, v in l2.items()},
+            inf_rel={k: _relative(v, w0_inf[k]) for k, v in inf.items()},
+            total_l2=total_l2,
+            total_inf=total_inf,
+            total_l2_rel=_relative(total_l2, sum(v**2 for v in w0_l2.values()) ** 0.5),
+            total_inf_rel=_relative(total_inf, max(w0_inf.values(), default=0.0)),
+        )
+
+
+class SnapshotRecorder:
+    """Copies of the outputs ``z^t``.
+
+    Examples
+    --------
+    >>> rec = SnapshotRecorder([2])
+    >>> rec.record(2, torch.ones(1)); rec.result()
+    {2: tensor([1.])}
+    """
+
+    def __init__(self, steps: Iterable[int]) -> None:
+        self.steps = frozenset(steps)
+        self.snapshots: dict[int, torch.Tensor] = {}
+
+    def record(self, t: int, z_t: torch.Tensor) -> None:
+        self.snapshots[t] = z_t.clone()
+
+    def result(self) -> dict[int, torch.Tensor]:
+        return self.snapshots
+
+
+class KernelRecorder:
+    """The empirical tangent kernel of output channel 0 at the current weights.
+
+    Rows ``rows`` only (all when None); see :func:`ntkutils.kernels.ntk_empirical`.  Batch
+    norm in training mode is evaluated with batch statistics, its running ones untouched.
+
+    Examples
+    --------
+    >>> from ntkutils.networks import build_single_layer_cnn
+    >>> net = build_single_layer_cnn(channels=4, generator=torch.Generator().manual_seed(0))
+    >>> rec = KernelRecorder([0], net, torch.rand(1, 5, 5), rows=torch.tensor([0, 3]))
+    >>> rec.record(0, None); rec.result()[0].shape
+    torch.Size([2, 25])
+    """
+
+    def __init__(self, steps: Iterable[int], model: nn.Module, net_input: torch.Tensor,
+                 rows: torch.Tensor | None = None) -> None:
+        self.steps = frozenset(steps)
+        self.model, self.net_input, self.rows = model, net_input, rows
+        self.ntks: dict[int, torch.Tensor] = {}
+
+    def record(self, t: int, z_t: torch.Tensor | None) -> None:
+        with _frozen_running_stats(self.model):
+            self.ntks[t] = ntk_empirical(self.model, self.net_input, rows=self.rows).detach()
+
+    def result(self) -> dict[int, torch.Tensor]:
+        return self.ntks
+
+
+def _as_tensor(values: list[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _relative(values: torch.Tensor, norm0: float) -> torch.Tensor:
+    """``values / norm0``; ``nan`` where the initial norm is 0."""
+    return values / norm0 if norm0 > 0 else torch.full_like(values, float("nan"))
+
+
+# ----------------------------------------------------------------------------- fit
 def _check_not_diverged(losses: list[float], t: int, lr: float) -> None:
     """Gradient descent whose loss is no longer finite, or 1e4 times its start, diverged."""
-    if not losses:
-        return
     last, first = losses[-1], losses[0]
     if not math.isfinite(last) or last > 1e4 * max(first, 1e-300):
         raise ValueError(
@@ -283,6 +473,114 @@ def _check_steps(value: Iterable[int], name: str, n_steps: int) -> list[int]:
                 f"{name} must hold ints in [0, n_steps = {n_steps}], got {s!r}"
             )
     return sorted(set(steps))
+
+
+def _check_fit_data(model: nn.Module, net_input: torch.Tensor, y: torch.Tensor,
+                    x: torch.Tensor | None) -> None:
+    """The model, its input, the target and the clean image agree in shape and dtype."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_tensor(net_input, "net_input", ndim=3)
+    check_tensor(y, "y", ndim=3)
+    check_scale(y, "y", noisy=True)
+    if x is not None:
+        check_tensor(x, "x")
+        check_scale(x, "x")
+        if x.shape != y.shape:
+            raise ValueError(
+                f"x must have y's shape {tuple(y.shape)}, got {tuple(x.shape)}"
+            )
+    if net_input.shape[-2:] != y.shape[-2:]:
+        raise ValueError(
+            f"y has shape {tuple(y.shape)} and net_input {tuple(net_input.shape)}: they "
+            f"must have the same (H, W)"
+        )
+    check_input_channels(model, net_input, "net_input")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes and dtypes != {net_input.dtype}:
+        raise TypeError(f"net_input has dtype {net_input.dtype} but the model's weights are "
+                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
+                        f"e.g. model.to({net_input.dtype})")
+    if y.dtype != net_input.dtype:
+        raise TypeError(f"y has dtype {y.dtype} but net_input {net_input.dtype}; use one dtype")
+
+
+def _check_fit_schedule(model: nn.Module, y: torch.Tensor, optimizer: str, n_steps: int,
+                        lr: float | None, input_noise_std: float, record_every: int,
+                        snapshot_steps: Iterable[int], ntk_steps: Iterable[int],
+                        generator: torch.Generator | None) -> tuple[list[int], list[int]]:
+    """The optimiser, the step counts, what to record and the generator.
+
+    Returns the checked ``snapshot_steps`` and ``ntk_steps``, sorted, without repeats.
+    """
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
+        raise TypeError(f"n_steps must be an int >= 0, got {n_steps!r}")
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if lr is not None:
+        check_positive(lr, "lr")
+    if isinstance(input_noise_std, bool) or not isinstance(input_noise_std, (int, float)) \
+            or not input_noise_std >= 0:
+        raise ValueError(f"input_noise_std must be a number >= 0, got {input_noise_std!r}")
+    check_positive(record_every, "record_every", integer=True)
+    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
+    for name, value in (("snapshot_steps", snapshot_steps), ("ntk_steps", ntk_steps)):
+        if hasattr(value, "__len__"):
+            per = (y.numel() if name == "snapshot_steps"
+                   else max(y.shape[-1] * y.shape[-2], 1) ** 2)
+            check_memory(len(value) * per * y.element_size(),
+                         f"fit's {len(value)} {name}", f"record fewer {name}")
+    check_memory((n_steps // record_every + 2) * (2 * n_tensors + 2) * 32,
+                 f"fit's records every {record_every} steps of {n_steps}",
+                 "record less often (a larger record_every)")
+    steps = (_check_steps(snapshot_steps, "snapshot_steps", n_steps),
+             _check_steps(ntk_steps, "ntk_steps", n_steps))
+    check_generator(generator)
+    return steps
+
+
+def _check_output_shape(model: nn.Module, net_input: torch.Tensor, y: torch.Tensor) -> None:
+    """``model(net_input)`` has ``y``'s shape (one forward pass)."""
+    z = _output(model, net_input)
+    if z.shape != y.shape:
+        raise ValueError(
+            f"model(net_input) has shape {tuple(z.shape)} but y has shape "
+            f"{tuple(y.shape)}; they must match"
+        )
+
+
+def _step_size(optimizer: str, lr: float | None, model: nn.Module, net_input: torch.Tensor,
+               generator: torch.Generator | None) -> tuple[float, float | None]:
+    """``(lr, lambda_max)``: ``lr`` as given, else ``1 / lambda_max`` (GD) or Adam's default."""
+    if lr is not None:
+        return lr, None
+    if optimizer == "adam":
+        return ADAM_DEFAULT_LR, None
+    lambda_max = _power_iteration(model, net_input, generator=generator)
+    return 1.0 / lambda_max, lambda_max
+
+
+def _perturbed(net_input: torch.Tensor, std: float,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """``u + std * N(0, I)``, a fresh draw; ``u`` itself when ``std`` is 0."""
+    if std > 0:
+        noise = torch.randn(net_input.shape, generator=generator, dtype=net_input.dtype)
+        return net_input + std * noise.to(net_input.device)
+    return net_input
+
+
+def _output(model: nn.Module, net_input: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(net_input)
+
+
+def _record(recorders: Sequence, t: int, z_t: torch.Tensor) -> None:
+    """Hand ``z^t`` to every recorder that records step ``t``."""
+    for recorder in recorders:
+        if t in recorder.steps:
+            recorder.record(t, z_t)
 
 
 def fit(
@@ -373,184 +671,46 @@ def fit(
     >>> bool(res.loss[-1] < 0.5 * res.loss[0]), res.steps.shape
     (True, torch.Size([21]))
     """
-    # ------------------------------------------------------------------ validation
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_tensor(net_input, "net_input", ndim=3)
-    check_tensor(y, "y", ndim=3)
-    check_scale(y, "y", noisy=True)
-    if x is not None:
-        check_tensor(x, "x")
-        check_scale(x, "x")
-        if x.shape != y.shape:
-            raise ValueError(
-                f"x must have y's shape {tuple(y.shape)}, got {tuple(x.shape)}"
-            )
-    if net_input.shape[-2:] != y.shape[-2:]:
-        raise ValueError(
-            f"y has shape {tuple(y.shape)} and net_input {tuple(net_input.shape)}: they "
-            f"must have the same (H, W)"
-        )
-    from .networks import check_input_channels
-
-    check_input_channels(model, net_input, "net_input")
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    if dtypes and dtypes != {net_input.dtype}:
-        raise TypeError(f"net_input has dtype {net_input.dtype} but the model's weights are "
-                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
-                        f"e.g. model.to({net_input.dtype})")
-    if y.dtype != net_input.dtype:
-        raise TypeError(f"y has dtype {y.dtype} but net_input {net_input.dtype}; use one dtype")
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
-        raise TypeError(f"n_steps must be an int >= 0, got {n_steps!r}")
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    if lr is not None:
-        check_positive(lr, "lr")
-    if isinstance(input_noise_std, bool) or not isinstance(input_noise_std, (int, float)) \
-            or not input_noise_std >= 0:
-        raise ValueError(f"input_noise_std must be a number >= 0, got {input_noise_std!r}")
-    check_positive(record_every, "record_every", integer=True)
-    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
-    for name, value in (("snapshot_steps", snapshot_steps), ("ntk_steps", ntk_steps)):
-        if hasattr(value, "__len__"):
-            per = y.numel() if name == "snapshot_steps" else max(y.shape[-1] * y.shape[-2], 1) ** 2
-            check_memory(len(value) * per * y.element_size(),
-                         f"fit's {len(value)} {name}", f"record fewer {name}")
-    check_memory((n_steps // record_every + 2) * (2 * n_tensors + 2) * 32,
-                 f"fit's records every {record_every} steps of {n_steps}",
-                 "record less often (a larger record_every)")
-    snapshot_set = set(_check_steps(snapshot_steps, "snapshot_steps", n_steps))
-    ntk_set = set(_check_steps(ntk_steps, "ntk_steps", n_steps))
-    check_generator(generator)
-    with torch.no_grad():
-        z = model(net_input)
-    if z.shape != y.shape:
-        raise ValueError(
-            f"model(net_input) has shape {tuple(z.shape)} but y has shape "
-            f"{tuple(y.shape)}; they must match"
-        )
-    if ntk_set:
-        from .kernels import ntk_empirical  # only when kernels are asked for
-
-    # ------------------------------------------------------------------ set-up
-    lambda_max = None
-    if lr is None:
-        if optimizer == "gd":
-            lambda_max = ntk_largest_eigenvalue(model, net_input, generator=generator)
-            lr = 1.0 / lambda_max
-        else:
-            lr = ADAM_DEFAULT_LR
+    _check_fit_data(model, net_input, y, x)
+    snapshot_steps, ntk_steps = _check_fit_schedule(
+        model, y, optimizer, n_steps, lr, input_noise_std, record_every, snapshot_steps,
+        ntk_steps, generator)
+    _check_output_shape(model, net_input, y)
+    lr, lambda_max = _step_size(optimizer, lr, model, net_input, generator)
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
-    w0 = {k: p.detach().clone() for k, p in params.items()}
-    w0_l2 = {k: float(w.norm()) for k, w in w0.items()}
-    w0_inf = {k: float(w.abs().max()) for k, w in w0.items()}
-    total_l2_0 = sum(v**2 for v in w0_l2.values()) ** 0.5
-    total_inf_0 = max(w0_inf.values(), default=0.0)
+    record_steps = set(range(0, n_steps + 1, record_every)) | {n_steps}
+    metrics = MetricRecorder(record_steps, y, x)
+    recorders = (metrics, WeightRecorder(record_steps, params),
+                 SnapshotRecorder(snapshot_steps),
+                 KernelRecorder(ntk_steps, model, net_input, ntk_rows))
     opt = (torch.optim.SGD(params.values(), lr=lr) if optimizer == "gd"
            else torch.optim.Adam(params.values(), lr=lr))
-    record_set = set(range(0, n_steps + 1, record_every)) | {n_steps}
 
-    steps, losses, psnrs = [], [], []
-    l2 = {k: [] for k in params}
-    inf = {k: [] for k in params}
-    snapshots: dict[int, torch.Tensor] = {}
-    ntks: dict[int, torch.Tensor] = {}
-    best = (None, -float("inf"), None)  # step, psnr, output
-
-    def record(t: int, z_t: torch.Tensor) -> None:
-        nonlocal best
-        z_t = z_t.detach()
-        if t in record_set:
-            steps.append(t)
-            losses.append(0.5 * float(((z_t - y) ** 2).sum()))
-            with torch.no_grad():
-                for k, p in params.items():
-                    d = p - w0[k]
-                    l2[k].append(float(d.norm()))
-                    inf[k].append(float(d.abs().max()))
-            if x is not None:
-                psnrs.append(_psnr(z_t, x))
-                if psnrs[-1] > best[1]:
-                    best = (t, psnrs[-1], z_t.clone())
-        if t in snapshot_set:
-            snapshots[t] = z_t.clone()
-        if t in ntk_set:
-            with _frozen_running_stats(model):
-                ntks[t] = ntk_empirical(model, net_input, rows=ntk_rows).detach()
-
-    def output_at_input() -> torch.Tensor:
-        with torch.no_grad():
-            return model(net_input)
-
-    # ------------------------------------------------------------------ training
     start = time.perf_counter()
     bar = progress_bar(total=n_steps, progress=progress, desc=f"fit ({optimizer})")
     for t in range(n_steps):
-        u_t = net_input
-        if input_noise_std > 0:
-            noise = torch.randn(net_input.shape, generator=generator, dtype=net_input.dtype)
-            u_t = net_input + input_noise_std * noise.to(net_input.device)
-        z = model(u_t)
+        z = model(_perturbed(net_input, input_noise_std, generator))
         loss = 0.5 * ((z - y) ** 2).sum()
-        if t in record_set or t in snapshot_set or t in ntk_set:
-            record(t, z if input_noise_std == 0 else output_at_input())
-            if t in record_set and optimizer == "gd":
-                _check_not_diverged(losses, t, lr)
-            if t in record_set:
-                bar.set_postfix(loss=f"{losses[-1]:.4g}",
-                                **({"psnr": f"{psnrs[-1]:.2f}"} if psnrs else {}))
+        if any(t in recorder.steps for recorder in recorders):
+            z_t = z if input_noise_std == 0 else _output(model, net_input)
+            _record(recorders, t, z_t.detach())
+            if t in metrics.steps:
+                if optimizer == "gd":
+                    _check_not_diverged(metrics.losses, t, lr)
+                bar.set_postfix(**metrics.postfix())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         bar.update(1)
     bar.close()
-    z_final = output_at_input()
-    record(n_steps, z_final)
+    x_hat = _output(model, net_input)
+    _record(recorders, n_steps, x_hat.detach())
     if optimizer == "gd":
-        _check_not_diverged(losses, n_steps, lr)
+        _check_not_diverged(metrics.losses, n_steps, lr)
     seconds = time.perf_counter() - start
 
-    # ------------------------------------------------------------------ results
-    def as_tensor(values: list[float]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.float64)
-
-    def rel(values: torch.Tensor, norm0: float) -> torch.Tensor:
-        return values / norm0 if norm0 > 0 else torch.full_like(values, float("nan"))
-
-    l2_t = {k: as_tensor(v) for k, v in l2.items()}
-    inf_t = {k: as_tensor(v) for k, v in inf.items()}
-    n_rec = len(steps)
-    total_l2 = (torch.stack(list(l2_t.values())) ** 2).sum(0).sqrt() if l2_t \
-        else torch.zeros(n_rec, dtype=torch.float64)
-    total_inf = torch.stack(list(inf_t.values())).amax(0) if inf_t \
-        else torch.zeros(n_rec, dtype=torch.float64)
-    change = WeightChange(
-        l2=l2_t,
-        inf=inf_t,
-        l2_rel={k: rel(v, w0_l2[k]) for k, v in l2_t.items()},
-        inf_rel={k: rel(v, w0_inf[k]) for k, v in inf_t.items()},
-        total_l2=total_l2,
-        total_inf=total_inf,
-        total_l2_rel=rel(total_l2, total_l2_0),
-        total_inf_rel=rel(total_inf, total_inf_0),
-    )
-    return FitResult(
-        x_hat=z_final.detach(),
-        steps=torch.tensor(steps, dtype=torch.int64),
-        loss=as_tensor(losses),
-        psnr=as_tensor(psnrs) if x is not None else None,
-        best_step=best[0],
-        best_psnr=best[1] if x is not None else None,
-        best_x_hat=best[2],
-        weight_change=change,
-        snapshots=snapshots,
-        ntks=ntks,
-        optimizer=optimizer,
-        lr=float(lr),
-        lambda_max=lambda_max,
-        n_steps=n_steps,
-        seconds=seconds,
-    )
+    _, weights, snapshots, ntks = recorders
+    return FitResult(x_hat=x_hat.detach(), **metrics.result(),
+                     weight_change=weights.result(), snapshots=snapshots.result(),
+                     ntks=ntks.result(), optimizer=optimizer, lr=float(lr),
+                     lambda_max=lambda_max, n_steps=n_steps, seconds=seconds)
