@@ -25,7 +25,11 @@ from ntkutils.kernels import (  # noqa: E402
     ntk_closed_form,
     ntk_empirical,
 )
-from ntkutils.networks import build_single_layer_cnn, build_vanilla_cnn  # noqa: E402
+from ntkutils.networks import (  # noqa: E402
+    SingleLayerCNN,
+    build_single_layer_cnn,
+    build_vanilla_cnn,
+)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -343,12 +347,50 @@ def test_auto_picks_the_structured_path_only_for_the_single_layer_cnn(monkeypatc
     assert len(calls) == 2
     ntk_empirical(build_vanilla_cnn(1, 4, 1, generator=gen(8)), u)
     ntk_empirical(ContractCNN(1, 4, 1, 3, generator=gen(8)), u)
+    assert len(calls) == 2
     net.scale_hidden *= 2.0
     net.forward = lambda x: net.readout(torch.relu(net.hidden(x)))  # not the assumed forward
     ntk_empirical(net, u)
     assert len(calls) == 2
     with pytest.raises(ValueError, match="method='structured': the forward pass"):
         ntk_empirical(net, u, method="structured")
+
+
+class LookAlike(nn.Module):
+    """The single-layer CNN's attributes and forward pass, but not its type."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.hidden, self.readout = net.hidden, net.readout
+        self.scale_hidden, self.scale_readout = net.scale_hidden, net.scale_readout
+
+    def forward(self, u):
+        return self.scale_readout * self.readout(torch.relu(self.scale_hidden * self.hidden(u)))
+
+
+def test_the_structured_path_is_chosen_by_type(monkeypatch):
+    calls = []
+    structured = kernels._ntk_structured
+    monkeypatch.setattr(kernels, "_ntk_structured",
+                        lambda *args: calls.append(1) or structured(*args))
+    u = camera(6)
+    net = build_single_layer_cnn(1, 8, bias=True, generator=gen(9)).double()
+    assert isinstance(net, SingleLayerCNN)
+    look_alike = LookAlike(net)
+    slow = ntk_empirical(look_alike, u)  # same attributes, same function: generic
+    assert calls == []
+    with pytest.raises(ValueError, match="method='structured' needs .*SingleLayerCNN.*LookAlike"):
+        ntk_empirical(look_alike, u, method="structured")
+
+    class Subclass(SingleLayerCNN):
+        pass
+
+    sub = Subclass(1, 8, 3, True, "ntk")
+    sub.load_state_dict(net.state_dict())
+    sub.scale_hidden, sub.scale_readout = net.scale_hidden, net.scale_readout
+    fast = ntk_empirical(sub.double(), u)
+    assert calls == [1]
+    assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-12)
 
 
 def test_structured_respects_frozen_parameters():

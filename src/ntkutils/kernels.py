@@ -29,6 +29,7 @@ from ._checks import (
 )
 from ._compat import prepare_jvp
 from ._progress import progress_bar
+from .networks import SingleLayerCNN, check_input_channels
 
 __all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
 
@@ -82,6 +83,11 @@ def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
     """
     u = check_net_input(u, "u")
     k = check_patch_size(patch_size, "patch_size", image_shape=tuple(u.shape[1:]))
+    return _patches(u, k)
+
+
+def _patches(u: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`extract_patches` of checked arguments: ``(C, H, W)`` -> ``(n, C k^2)``."""
     cols = F.unfold(u[None], kernel_size=k, padding=k // 2)  # (1, C*k*k, n)
     return cols[0].T  # (n, C*k*k)
 
@@ -107,6 +113,34 @@ def _angle_terms(dot: torch.Tensor, norm_prod: torch.Tensor):
     plus.masked_fill_(plus <= noise, 0.0)  # antiparallel within rounding: phi = pi
     sin_term = minus.mul_(plus).sqrt_()
     return sin_term, torch.atan2(sin_term, -dot)  # atan2(s, -c) = pi - atan2(s, c) for s >= 0
+
+
+def _relu_duals(dot: torch.Tensor, norm_prod: torch.Tensor, scale: float):
+    """The arc-cosine kernels ``(k_1, k_0)`` times ``pi / scale``, from ``<x, y>`` and ``|x| |y|``.
+
+    The one place of the ReLU's dual formulas (see :func:`arccos_kernel`)::
+
+        k_1 pi / scale = (|x| |y| sin phi + (pi - phi) <x, y>) / scale,
+        k_0 pi / scale = (pi - phi) / scale,   0 where |x| |y| = 0;
+
+    ``scale = pi`` gives Cho & Saul's kernels, ``scale = 2 pi`` the Gaussian expectations
+    ``E[relu(g_x) relu(g_y)]`` and ``E[relu'(g_x) relu'(g_y)]``.  Overwrites ``dot`` with
+    the first; broadcasts.
+    """
+    sin_term, rest = _angle_terms(dot, norm_prod)  # |x| |y| sin phi, pi - phi
+    k1 = dot.mul_(rest).add_(sin_term).div_(scale)
+    k0 = rest.masked_fill_(norm_prod <= 0, 0.0).div_(scale)
+    return k1, k0
+
+
+def _depth1_ntk(dot: torch.Tensor, norm_prod: torch.Tensor, d: int) -> torch.Tensor:
+    """Single-hidden-layer NTK ``(k_1 + <x, y> k_0) / (2 d)`` from ``<x, y>`` and ``|x| |y|``.
+
+    Written as ``(2 (pi - phi) <x, y> + |x| |y| sin phi) / (2 pi d)``, one pass whose rounding
+    the book's stored outputs hold; a zero point gives 0.  Returns a new tensor.
+    """
+    sin_term, rest = _angle_terms(dot, norm_prod)
+    return rest.mul_(dot).mul_(2.0).add_(sin_term).div_(2 * math.pi * d)
 
 
 def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor:
@@ -163,11 +197,8 @@ def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor
                  f"the {X.shape[0]} x {Y.shape[0]} kernel of X and Y",
                  "pass fewer rows of X or Y (compute the kernel in blocks)")
     norm_prod = torch.outer(X.norm(dim=1), Y.norm(dim=1))  # (n, m)
-    dot = X @ Y.T  # (n, m)
-    sin_term, rest = _angle_terms(dot, norm_prod)  # |x| |y| sin phi, pi - phi
-    if degree == 0:
-        return rest.masked_fill_(norm_prod <= 0, 0.0).div_(math.pi)
-    return rest.mul_(dot).add_(sin_term).div_(math.pi)
+    k1, k0 = _relu_duals(X @ Y.T, norm_prod, math.pi)  # (n, m) each
+    return k0 if degree == 0 else k1
 
 
 def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -179,23 +210,19 @@ def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     for s in range(0, n, step):
         norm_prod = torch.outer(p_norm[s:s + step], q_norm)  # (r, m)
         dot = P[s:s + step] @ Q.T  # (r, m); a zero patch gives dot = 0 and norm_prod = 0
-        sin_term, rest = _angle_terms(dot, norm_prod)
-        out[s:s + step] = rest.mul_(dot).mul_(2.0).add_(sin_term).div_(2 * math.pi * d)
+        out[s:s + step] = _depth1_ntk(dot, norm_prod, d)
     return out
 
 
-def _relu_duals(sigma, sd1, sd2):
+def _gaussian_relu_duals(sigma, sd1, sd2):
     """``E[relu relu]`` and ``E[relu' relu']`` of centred Gaussian pairs, overwriting ``sigma``.
 
     ``sigma`` (b, h2, w2, H, W) holds the covariances; ``sd1`` (1, 1, 1, H, W) and ``sd2``
     (b, h2, w2, 1, 1) the standard deviations of the two points (0 gives 0 in both).
     """
     sd_prod = sd1 * sd2  # (b, h2, w2, H, W)
-    outside = sd_prod <= 0  # a point off the image: sigma there is not a covariance
-    sin_term, rest = _angle_terms(sigma.masked_fill_(outside, 0.0), sd_prod)
-    K = sigma.mul_(rest).add_(sin_term).div_(2 * math.pi)  # (sin phi + (pi - phi) cos phi) sd sd
-    K_dot = rest.masked_fill_(outside, 0.0).div_(2 * math.pi)
-    return K, K_dot
+    sigma.masked_fill_(sd_prod <= 0, 0.0)  # a point off the image: not a covariance
+    return _relu_duals(sigma, sd_prod, 2 * math.pi)  # k_1 / 2, k_0 / 2
 
 
 def _window_average(T: torch.Tensor, k: int) -> torch.Tensor:
@@ -237,7 +264,7 @@ def _cntk_windows(P_ext, sd_ext, corners, size, H, W, k, depth):
         sd1 = sd_ext[h][R:R + H, R:R + W]  # (H, W)
         hh, ww = sigma.shape[1:3]
         sd2 = sd_ext[h][rr[:, h * a:h * a + hh, None], cc[:, None, h * a:h * a + ww]]
-        K, K_dot = _relu_duals(sigma, sd1, sd2[..., None, None])  # sd2: (b, hh, ww, 1, 1)
+        K, K_dot = _gaussian_relu_duals(sigma, sd1, sd2[..., None, None])  # (b, hh, ww, 1, 1)
         theta = K_dot.mul_(theta).add_(K)  # K + K_dot Theta
         if h == depth - 1:
             return theta  # the 1x1 read-out layer
@@ -252,7 +279,7 @@ def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> 
     R = (depth - 1) * a
     u_ext = F.pad(u, (R, R, R, R))  # (C, H+2R, W+2R)
     He, We = H + 2 * R, W + 2 * R
-    P_ext = F.unfold(u_ext[None], k, padding=a)[0].T.reshape(He, We, d)  # (He, We, d)
+    P_ext = _patches(u_ext, k).reshape(He, We, d)  # (He, We, d)
     var = (P_ext[R:R + H, R:R + W] ** 2).sum(-1) / d  # (H, W): Sigma^(1)(p, p)
     sd_ext = []
     for _ in range(depth):
@@ -385,28 +412,9 @@ def ntk_closed_form(
         )
     u = u.to(dtype)
     if depth == 1:
-        P = extract_patches(u, k)  # (n, d)
+        P = _patches(u, k)  # (n, d)
         return _ntk_depth1(P, P if columns is None else P[columns])
     return _cntk(u, k, depth, columns)
-
-
-def _is_single_layer_cnn(model: nn.Module) -> bool:
-    """Whether ``model`` has the structure documented in :mod:`ntkutils.networks`."""
-    hidden, readout = getattr(model, "hidden", None), getattr(model, "readout", None)
-    if not (isinstance(hidden, nn.Conv2d) and isinstance(readout, nn.Conv2d)):
-        return False
-    k = hidden.kernel_size[0]
-    return (
-        isinstance(getattr(model, "scale_hidden", None), (int, float))
-        and isinstance(getattr(model, "scale_readout", None), (int, float))
-        and type(hidden).forward is nn.Conv2d.forward
-        and type(readout).forward is nn.Conv2d.forward
-        and hidden.kernel_size == (k, k) and k % 2 == 1
-        and hidden.padding == (k // 2, k // 2) and hidden.padding_mode == "zeros"
-        and hidden.stride == (1, 1) and hidden.dilation == (1, 1) and hidden.groups == 1
-        and readout.kernel_size == (1, 1) and readout.stride == (1, 1)
-        and readout.groups == 1 and readout.in_channels == hidden.out_channels
-    )
 
 
 def _single_layer_output(model, u, readout_weight, readout_bias):
@@ -424,7 +432,7 @@ def _ntk_structured(model, u, output_channel, rows, diagonal):
     hidden, readout = model.hidden, model.readout
     s_h, s_r = float(model.scale_hidden), float(model.scale_readout)
     k = hidden.kernel_size[0]
-    P = F.unfold(u[None], k, padding=k // 2)[0].T  # (n, d)
+    P = _patches(u, k)  # (n, d)
     grad_cols = []  # d g_h / d (w_h, b_h) = s_h (P_i, 1), for the trainable ones
     if hidden.weight.requires_grad:
         grad_cols.append(P)
@@ -489,11 +497,11 @@ def ntk_empirical(
         it (about ``chunk_size`` x (parameters + activations of one forward pass) numbers).
     method : {"auto", "generic", "structured"}, default "auto"
         ``"generic"``: :mod:`torch.func` for any model.  ``"structured"``: exact feature
-        products for the single-hidden-layer CNN of
-        :func:`ntkutils.networks.build_single_layer_cnn` (a module with ``hidden`` and
-        ``readout`` ``Conv2d`` layers, ``scale_hidden`` and ``scale_readout`` and
-        ``forward(u) = scale_readout * readout(relu(scale_hidden * hidden(u)))``).
-        ``"auto"`` picks ``"structured"`` when the model has that structure.
+        products for the single-hidden-layer CNN, a
+        :class:`ntkutils.networks.SingleLayerCNN` (what
+        :func:`ntkutils.networks.build_single_layer_cnn` returns) whose forward pass is
+        still ``scale_readout * readout(relu(scale_hidden * hidden(u)))`` (checked on
+        ``u``).  ``"auto"`` picks ``"structured"`` for such a model, else ``"generic"``.
 
     Returns
     -------
@@ -509,8 +517,9 @@ def ntk_empirical(
     ``Theta[R, :] = J J_R^T`` comes from a vmapped Jacobian-vector product with tangents
     ``J_R``, so ``J`` is never stored: ``2 n`` (or ``2 m``) passes.
 
-    Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations, ``a`` the read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when
-    the hidden layer has a bias)::
+    Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations, ``a`` the
+    read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when the hidden
+    layer has a bias)::
 
         Theta_ij = s_r^2 sum_h relu(g_hi) relu(g_hj)
                  + s_r^2 s_h^2 sum_h a_h^2 relu'(g_hi) relu'(g_hj) <P_i, P_j>
@@ -534,62 +543,24 @@ def ntk_empirical(
     >>> fast.shape, bool(torch.allclose(fast, slow))
     (torch.Size([36, 36]), True)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    u = check_net_input(u, "u")
-    from .networks import check_input_channels
-
-    check_input_channels(model, u, "u")
-    if isinstance(output_channel, bool) or not isinstance(output_channel, int):
-        raise TypeError(f"output_channel must be an int, got {output_channel!r}")
-    if not isinstance(diagonal, bool):
-        raise TypeError(f"diagonal must be True or False, got {diagonal!r}")
-    chunk_size = check_positive(chunk_size, "chunk_size", integer=True)
-    if method not in ("auto", "generic", "structured"):
-        raise ValueError(f"method must be 'auto', 'generic' or 'structured', got {method!r}")
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) \
-                and module.training and module.track_running_stats:
-            raise ValueError("model has batch norm in training mode, whose running statistics "
-                             "cannot be updated inside a Jacobian; call model.eval() first")
-    structured = _is_single_layer_cnn(model)
+    u = _check_empirical_arguments(model, u, output_channel, diagonal, chunk_size, method)
+    structured = method != "generic" and isinstance(model, SingleLayerCNN)
     if method == "structured" and not structured:
         raise ValueError(
             "method='structured' needs the single-hidden-layer CNN of "
-            "ntkutils.networks.build_single_layer_cnn (attributes hidden, readout, "
-            f"scale_hidden, scale_readout); got a {type(model).__name__}; use method='generic'"
+            "ntkutils.networks.build_single_layer_cnn (a SingleLayerCNN); "
+            f"got a {type(model).__name__}; use method='generic'"
         )
-    params, frozen = {}, {}  # the trainable parameters, and the rest with the buffers
-    for name, p in model.named_parameters():
-        (params if p.requires_grad else frozen)[name] = p.detach().to(u)
-    for name, b in model.named_buffers():
-        frozen[name] = b.to(u) if b.is_floating_point() else b.to(u.device)
-
-    def output(p: dict, channel: int | None = output_channel) -> torch.Tensor:
-        z = torch.func.functional_call(model, (p, frozen), (u[None],))  # (1, C_out, H, W)
-        z = z.reshape(z.shape[1], -1)  # (C_out, n)
-        return z if channel is None else z[channel]  # (n,)
-
+    params, frozen = _split_parameters(model, u)
     with torch.no_grad():
-        z = output(params, None)  # (C_out, n)
-        C_out, n = z.shape
-        if structured:  # check that forward is what the feature products assume, with a
-            # positive read-out (no cancellation, even for a mirrored network)
-            probe = {**frozen, **params}
-            probe["readout.weight"] = probe["readout.weight"].abs()
-            if model.readout.bias is not None:
-                probe["readout.bias"] = probe["readout.bias"].abs()
-            z_model = torch.func.functional_call(model, probe, (u[None],))
-            z_model = z_model.reshape(z_model.shape[1], -1)  # (C_out, n)
-            z_features = _single_layer_output(model, u, probe["readout.weight"],
-                                              probe.get("readout.bias"))  # (C_out, n)
-            tol = 1e-10 if u.dtype == torch.float64 else 1e-4
-            structured = z_features.shape == z_model.shape and bool(torch.allclose(
-                z_features, z_model, rtol=tol, atol=tol * float(z_features.max())))
-    if method == "structured" and not structured:
-        raise ValueError(f"method='structured': the forward pass of this {type(model).__name__} "
-                         "is not scale_readout * readout(relu(scale_hidden * hidden(u))); "
-                         "use method='generic'")
+        C_out, n = _flat_output(model, (params, frozen), u).shape
+    if structured and not _forward_is_single_layer(model, u, params, frozen):
+        if method == "structured":
+            raise ValueError(
+                f"method='structured': the forward pass of this {type(model).__name__} "
+                "is not scale_readout * readout(relu(scale_hidden * hidden(u))); "
+                "use method='generic'")
+        structured = False
     if not 0 <= output_channel < C_out:
         raise ValueError(f"output_channel must be in [0, {C_out}), got {output_channel}")
     if rows is not None:
@@ -597,9 +568,75 @@ def ntk_empirical(
     elif not diagonal:
         check_memory(2 * n * n * u.element_size(), f"the full empirical NTK of {n} pixels",
                      "pass rows= for a few rows of it, or diagonal=True")
-    if structured and method != "generic":
+    if structured:
         return _ntk_structured(model, u, output_channel, rows, diagonal)
 
+    def output(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return _flat_output(model, (p, frozen), u)[output_channel]  # (n,)
+
+    return _ntk_generic(output, params, u, n, rows, diagonal, chunk_size)
+
+
+def _check_empirical_arguments(model, u, output_channel, diagonal, chunk_size, method):
+    """The arguments of :func:`ntk_empirical` that need no forward pass; returns ``u``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    u = check_net_input(u, "u")
+    check_input_channels(model, u, "u")
+    if isinstance(output_channel, bool) or not isinstance(output_channel, int):
+        raise TypeError(f"output_channel must be an int, got {output_channel!r}")
+    if not isinstance(diagonal, bool):
+        raise TypeError(f"diagonal must be True or False, got {diagonal!r}")
+    check_positive(chunk_size, "chunk_size", integer=True)
+    if method not in ("auto", "generic", "structured"):
+        raise ValueError(f"method must be 'auto', 'generic' or 'structured', got {method!r}")
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) \
+                and module.training and module.track_running_stats:
+            raise ValueError("model has batch norm in training mode, whose running statistics "
+                             "cannot be updated inside a Jacobian; call model.eval() first")
+    return u
+
+
+def _split_parameters(model: nn.Module, u: torch.Tensor):
+    """``(trainable, rest)``: the parameters with ``requires_grad``, and the other parameters
+    with the buffers, detached and cast to ``u``'s dtype and device (integer buffers: device)."""
+    params, frozen = {}, {}
+    for name, p in model.named_parameters():
+        (params if p.requires_grad else frozen)[name] = p.detach().to(u)
+    for name, b in model.named_buffers():
+        frozen[name] = b.to(u) if b.is_floating_point() else b.to(u.device)
+    return params, frozen
+
+
+def _flat_output(model: nn.Module, tensors, u: torch.Tensor) -> torch.Tensor:
+    """``model(u)`` with the parameters and buffers ``tensors``, as ``(C_out, n)``."""
+    z = torch.func.functional_call(model, tensors, (u[None],))  # (1, C_out, H, W)
+    return z.reshape(z.shape[1], -1)  # (C_out, n)
+
+
+@torch.no_grad()
+def _forward_is_single_layer(model: SingleLayerCNN, u: torch.Tensor, params: dict,
+                             frozen: dict) -> bool:
+    """Whether ``model(u)`` is what the feature products of :func:`_ntk_structured` assume.
+
+    Checked with a positive read-out (no cancellation, even for a mirrored network).
+    """
+    probe = {**frozen, **params}
+    probe["readout.weight"] = probe["readout.weight"].abs()
+    if model.readout.bias is not None:
+        probe["readout.bias"] = probe["readout.bias"].abs()
+    z_model = _flat_output(model, probe, u)  # (C_out, n)
+    z_features = _single_layer_output(model, u, probe["readout.weight"],
+                                      probe.get("readout.bias"))  # (C_out, n)
+    tol = 1e-10 if u.dtype == torch.float64 else 1e-4
+    return z_features.shape == z_model.shape and bool(torch.allclose(
+        z_features, z_model, rtol=tol, atol=tol * float(z_features.max())))
+
+
+def _ntk_generic(output, params: dict, u: torch.Tensor, n: int, rows: torch.Tensor | None,
+                 diagonal: bool, chunk_size: int) -> torch.Tensor:
+    """``J J^T`` (or its rows, or diagonal) of ``output: params -> (n,)`` with torch.func."""
     prepare_jvp()  # before the first jvp: see ntkutils._compat
     _, vjp_fn = torch.func.vjp(output, params)
     n_params = sum(p.numel() for p in params.values())

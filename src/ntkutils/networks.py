@@ -17,8 +17,9 @@ Two parameterisations (``parameterization=``):
     uniform on ``[-fan_in ** -0.5, fan_in ** -0.5]``), drawn from ``generator``, and no
     scaling in ``forward``.  Used for the Adam experiments of chapter 6.
 
-Attributes read by :mod:`ntkutils.kernels` (structured NTK of the single-hidden-layer
-CNN built by :func:`build_single_layer_cnn`)::
+:func:`build_single_layer_cnn` returns a :class:`SingleLayerCNN`; that type is what
+:func:`ntkutils.kernels.ntk_empirical` recognises for its structured (feature-product) NTK,
+which reads these attributes::
 
     model.hidden            nn.Conv2d(C, c, k, padding=k // 2, bias=bias)
     model.readout           nn.Conv2d(c, C, 1, bias=bias)
@@ -40,6 +41,7 @@ from torch import nn
 from ._checks import check_generator, check_memory, check_patch_size, check_positive
 
 __all__ = [
+    "SingleLayerCNN",
     "build_single_layer_cnn",
     "build_vanilla_cnn",
     "build_autoencoder",
@@ -125,7 +127,12 @@ class _ScaledConv2d(nn.Conv2d):
 
 # ------------------------------------------------------------- single-hidden-layer CNN
 class SingleLayerCNN(nn.Module):
-    """``z = scale_readout * readout(relu(scale_hidden * hidden(u)))``; see the factory."""
+    """``z = scale_readout * readout(relu(scale_hidden * hidden(u)))``; see the factory.
+
+    Built by :func:`build_single_layer_cnn`, which draws the weights and sets the scales.
+    :func:`ntkutils.kernels.ntk_empirical` computes the tangent kernel of a model of this
+    type from feature products (exact, and much faster than Jacobians).
+    """
 
     def __init__(
         self, in_channels: int, channels: int, patch_size: int, bias: bool,
@@ -157,7 +164,7 @@ def build_single_layer_cnn(
     bias: bool = False,
     symmetric: bool = False,
     generator: torch.Generator | None = None,
-) -> nn.Module:
+) -> SingleLayerCNN:
     """The single-hidden-layer CNN of the theory: a k x k convolution, ReLU, a 1 x 1 readout.
 
     Parameters
@@ -186,9 +193,9 @@ def build_single_layer_cnn(
 
     Returns
     -------
-    torch.nn.Module
-        Maps ``(C, H, W)`` (or ``(B, C, H, W)``) to the same shape.  Attributes
-        ``hidden``, ``readout``, ``scale_hidden``, ``scale_readout``,
+    SingleLayerCNN
+        A :class:`torch.nn.Module` mapping ``(C, H, W)`` (or ``(B, C, H, W)``) to the same
+        shape.  Attributes ``hidden``, ``readout``, ``scale_hidden``, ``scale_readout``,
         ``parameterization``, ``patch_size``, ``in_channels``, ``channels``.
 
     Notes
