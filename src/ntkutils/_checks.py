@@ -13,6 +13,8 @@ import torch
 
 __all__ = ["NTKUtilsError"]
 
+WORK_BYTES = 2**28  # memory for the temporaries of one chunk of a kernel (about 256 MB)
+
 
 def check_tensor(
     value: Any,
@@ -85,6 +87,21 @@ def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
     return value
+
+
+def check_index(value: Any, name: str, size: int) -> torch.Tensor:
+    """A 1-D integer tensor of indices in ``[0, size)``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a 1-D torch.LongTensor of indices, got "
+                        f"{type(value).__name__}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of indices, got dtype {value.dtype}")
+    if value.ndim != 1 or value.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}")
+    lo, hi = int(value.min()), int(value.max())
+    if lo < 0 or hi >= size:
+        raise ValueError(f"{name} must hold indices in [0, {size}), got values in [{lo}, {hi}]")
+    return value.long()
 
 
 def check_patch_size(value: Any, name: str = "patch_size", *, image_shape=None) -> int:

@@ -95,6 +95,18 @@ def _check_size(n_params: int, what: str) -> None:
                  "choose fewer channels")
 
 
+def patches(u: torch.Tensor, k: int) -> torch.Tensor:
+    """The zero-padded ``k x k`` patches ``P_i(u)`` of ``u`` ``(C, H, W)``: ``(n, C k^2)``.
+
+    Row ``i = row * W + col`` is what a first-layer unit at pixel ``i`` sees, in the order of
+    a ``Conv2d`` weight, so that ``conv2d(u, w, padding=k // 2)`` at ``i`` is
+    ``<w.flatten(), P_i(u)>``.  Unchecked: the checked, documented form is
+    :func:`ntkutils.kernels.extract_patches`.
+    """
+    cols = F.unfold(u[None], kernel_size=k, padding=k // 2)  # (1, C*k*k, n)
+    return cols[0].T  # (n, C*k*k)
+
+
 def check_input_channels(model: nn.Module, u: torch.Tensor, name: str) -> None:
     """``u`` ``(C, H, W)`` has the input channels of ``model``'s first convolution."""
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)

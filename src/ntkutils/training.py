@@ -5,24 +5,22 @@ weights ``w`` of a network ``f`` with a fixed input ``u``, full batch, and recor
 course looks at: the loss, the PSNR against the clean image when it is given, how far each
 weight tensor moved from initialisation, output snapshots and empirical tangent kernels.
 Gradient descent's default step is ``1 / lambda_max`` of the tangent kernel at
-initialisation, found by :func:`ntk_largest_eigenvalue`.
+initialisation, found by :func:`ntk_largest_eigenvalue` (of :mod:`ntkutils.empirical`,
+re-exported here).
 
-:func:`fit` is a loop over the updates that hands the output ``z^t`` to four recorders, one
-per kind of record: :class:`MetricRecorder` (loss, PSNR, the oracle best step),
-:class:`WeightRecorder` (weight change), :class:`SnapshotRecorder` (outputs) and
-:class:`KernelRecorder` (empirical tangent kernels).
+:func:`fit` is a loop over the updates that hands the output ``z^t`` to four recorders of
+:mod:`ntkutils.recorders`, one per kind of record: loss and PSNR, weight change, snapshots
+and tangent kernels.
 """
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, vjp
 
 from ._checks import (
     check_float_dtype,
@@ -32,46 +30,27 @@ from ._checks import (
     check_scale,
     check_tensor,
 )
-from ._compat import prepare_jvp
 from ._progress import progress_bar
-from .images import psnr as _psnr
-from .kernels import ntk_empirical
+from .empirical import ntk_largest_eigenvalue
 from .networks import check_input_channels
+from .recorders import (
+    KernelRecorder,
+    MetricRecorder,
+    SnapshotRecorder,
+    WeightChange,
+    WeightRecorder,
+)
 
 __all__ = [
     "FitResult",
-    "WeightChange",
+    "WeightChange",  # of ntkutils.recorders, re-exported
     "fit",
     "make_noise_input",
-    "ntk_largest_eigenvalue",
-    # what fit records, one object each (usable alone)
-    "MetricRecorder",
-    "WeightRecorder",
-    "SnapshotRecorder",
-    "KernelRecorder",
+    "ntk_largest_eigenvalue",  # of ntkutils.empirical, re-exported
 ]
 
 _OPTIMIZERS = ("gd", "adam")
 ADAM_DEFAULT_LR = 1e-2  # the deep image prior's learning rate
-
-
-@dataclass(frozen=True)
-class WeightChange:
-    """Distance of the weights from their initial values, at the recorded steps.
-
-    Each dict maps a parameter name (``model.named_parameters()``) to a ``(R,)``
-    float64 tensor over the recorded steps; ``total_*`` are over all parameters at once.
-    ``*_rel`` divide by the same norm of the initial tensor (``nan`` where it is 0).
-    """
-
-    l2: dict[str, torch.Tensor]
-    inf: dict[str, torch.Tensor]
-    l2_rel: dict[str, torch.Tensor]
-    inf_rel: dict[str, torch.Tensor]
-    total_l2: torch.Tensor
-    total_inf: torch.Tensor
-    total_l2_rel: torch.Tensor
-    total_inf_rel: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -170,287 +149,6 @@ def make_noise_input(
     check_memory(math.prod(shape) * torch.empty((), dtype=dtype).element_size(),
                  f"a noise input of shape {tuple(shape)}", "choose a smaller shape")
     return scale * torch.rand(tuple(shape), generator=generator, dtype=dtype)
-
-
-@contextmanager
-def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
-    """Batch norm in training mode without updating its running statistics.
-
-    torch.func transforms refuse in-place updates of buffers; the function they see is
-    the same (batch statistics), only the bookkeeping is skipped.
-    """
-    bns = [m for m in model.modules()
-           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-           and m.track_running_stats]
-    for m in bns:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in bns:
-            m.track_running_stats = True
-
-
-def _functional(model: nn.Module, net_input: torch.Tensor):
-    """``params -> model(net_input)`` for torch.func, and the current trainable params."""
-    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
-    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
-    buffers = {k: b for k, b in model.named_buffers()}
-
-    def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
-        return functional_call(model, ({**p, **frozen}, buffers), (net_input,))
-
-    return f, params
-
-
-def ntk_largest_eigenvalue(
-    model: nn.Module,
-    net_input: torch.Tensor,
-    n_iter: int = 100,
-    *,
-    tol: float = 1e-5,
-    generator: torch.Generator | None = None,
-) -> float:
-    """Largest eigenvalue of the empirical tangent kernel, by power iteration.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The network at its current weights.
-    net_input : torch.Tensor
-        Its input ``u``, e.g. ``(C, H, W)``.
-    n_iter : int
-        Maximum number of power iterations (each costs about three forward passes).
-    tol : float
-        Stop when the estimate changes by less than ``tol`` relatively.
-    generator : torch.Generator, optional
-        Source of the random starting vector.
-
-    Returns
-    -------
-    float
-        ``lambda_max`` of ``Theta = J J^T``, ``J = d f(u; w) / d w`` over all outputs
-        (all channels and pixels).  Gradient descent on ``1/2 ||f - y||^2`` is stable
-        for step sizes ``lr < 2 / lambda_max``.
-
-    Notes
-    -----
-    ``Theta v = J (J^T v)`` is computed without forming ``J``: a vector-Jacobian product
-    (:func:`torch.func.vjp`) gives ``J^T v`` in weight space and a Jacobian-vector
-    product (:func:`torch.func.jvp`) maps it back to output space.  The iteration
-    ``v <- Theta v / ||Theta v||`` returns the Rayleigh quotient ``v^T Theta v``, which
-    approaches ``lambda_max`` from below.
-
-    Examples
-    --------
-    >>> from ntkutils.networks import build_single_layer_cnn
-    >>> g = torch.Generator().manual_seed(0)
-    >>> net = build_single_layer_cnn(channels=16, generator=g)
-    >>> lam = ntk_largest_eigenvalue(net, torch.rand(1, 6, 6, generator=g), generator=g)
-    >>> lam > 0
-    True
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_tensor(net_input, "net_input")
-    check_positive(n_iter, "n_iter", integer=True)
-    check_positive(tol, "tol")
-    check_generator(generator)
-    return _power_iteration(model, net_input, n_iter, tol=tol, generator=generator)
-
-
-def _power_iteration(
-    model: nn.Module,
-    net_input: torch.Tensor,
-    n_iter: int = 100,
-    *,
-    tol: float = 1e-5,
-    generator: torch.Generator | None = None,
-) -> float:
-    """:func:`ntk_largest_eigenvalue` of checked arguments (see there)."""
-    f, params = _functional(model, net_input)
-    prepare_jvp()
-    with _frozen_running_stats(model):
-        z, vjp_fn = vjp(f, params)
-        v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
-        v = v / v.norm()
-        lam = 0.0
-        for _ in range(n_iter):
-            (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
-            _, theta_v = jvp(f, (params,), (jt_v,))  # J J^T v, shaped like z
-            lam_new = float((v * theta_v).sum())
-            v = theta_v / theta_v.norm()
-            if abs(lam_new - lam) <= tol * abs(lam_new):
-                return lam_new
-            lam = lam_new
-    return lam
-
-
-# ----------------------------------------------------------------------------- recorders
-# What fit records, one small object each: ``steps`` says when it records, ``record(t, z_t)``
-# takes the output ``z^t = f(u; w^t)`` (detached) after ``t`` updates, ``result()`` what it
-# kept.  Each can be built and fed by hand, without a training run.
-
-
-class MetricRecorder:
-    """The loss ``1/2 ||z^t - y||^2`` and, given the clean ``x``, the PSNR and the best step.
-
-    Examples
-    --------
-    >>> x = torch.zeros(1, 2, 2)
-    >>> rec = MetricRecorder([0, 1], y=x + 0.5, x=x)
-    >>> rec.record(0, x + 0.1); rec.record(1, x + 0.4)
-    >>> [round(v, 4) for v in rec.losses], rec.best_step, round(rec.best_psnr, 2)
-    ([0.32, 0.02], 0, 20.0)
-    """
-
-    def __init__(self, steps: Iterable[int], y: torch.Tensor,
-                 x: torch.Tensor | None = None) -> None:
-        self.steps = frozenset(steps)
-        self.y, self.x = y, x
-        self.recorded: list[int] = []
-        self.losses: list[float] = []
-        self.psnrs: list[float] = []
-        self.best_step: int | None = None
-        self.best_psnr = -float("inf")
-        self.best_x_hat: torch.Tensor | None = None
-
-    def record(self, t: int, z_t: torch.Tensor) -> None:
-        self.recorded.append(t)
-        self.losses.append(0.5 * float(((z_t - self.y) ** 2).sum()))
-        if self.x is not None:
-            self.psnrs.append(_psnr(z_t, self.x))
-            if self.psnrs[-1] > self.best_psnr:
-                self.best_step, self.best_psnr = t, self.psnrs[-1]
-                self.best_x_hat = z_t.clone()
-
-    def postfix(self) -> dict[str, str]:
-        """The latest loss (and PSNR) for a progress bar."""
-        return {"loss": f"{self.losses[-1]:.4g}",
-                **({"psnr": f"{self.psnrs[-1]:.2f}"} if self.psnrs else {})}
-
-    def result(self) -> dict[str, object]:
-        """:class:`FitResult`'s fields ``steps``, ``loss``, ``psnr`` and ``best_*``."""
-        return {
-            "steps": torch.tensor(self.recorded, dtype=torch.int64),
-            "loss": _as_tensor(self.losses),
-            "psnr": _as_tensor(self.psnrs) if self.x is not None else None,
-            "best_step": self.best_step,
-            "best_psnr": self.best_psnr if self.x is not None else None,
-            "best_x_hat": self.best_x_hat,
-        }
-
-
-class WeightRecorder:
-    """``||w^t - w^0||`` (2-norm and max-norm) of each parameter tensor, from ``w^0`` on.
-
-    ``params`` are the live parameters (trained in place); their values at construction
-    are ``w^0``.
-
-    Examples
-    --------
-    >>> w = torch.zeros(4)
-    >>> rec = WeightRecorder([0, 1], {"w": w})
-    >>> rec.record(0, None); _ = w.add_(0.5); rec.record(1, None)
-    >>> change = rec.result()
-    >>> change.l2["w"].tolist(), change.inf["w"].tolist(), bool(change.l2_rel["w"].isnan().all())
-    ([0.0, 1.0], [0.0, 0.5], True)
-    """
-
-    def __init__(self, steps: Iterable[int], params: dict[str, torch.Tensor]) -> None:
-        self.steps = frozenset(steps)
-        self.params = params
-        self.w0 = {k: p.detach().clone() for k, p in params.items()}
-        self.l2: dict[str, list[float]] = {k: [] for k in params}
-        self.inf: dict[str, list[float]] = {k: [] for k in params}
-        self.n_records = 0
-
-    def record(self, t: int, z_t: torch.Tensor | None) -> None:
-        with torch.no_grad():
-            for k, p in self.params.items():
-                d = p - self.w0[k]
-                self.l2[k].append(float(d.norm()))
-                self.inf[k].append(float(d.abs().max()))
-        self.n_records += 1
-
-    def result(self) -> WeightChange:
-        """The changes at the recorded steps, absolute and relative to ``w^0``."""
-        w0_l2 = {k: float(w.norm()) for k, w in self.w0.items()}
-        w0_inf = {k: float(w.abs().max()) for k, w in self.w0.items()}
-        l2 = {k: _as_tensor(v) for k, v in self.l2.items()}
-        inf = {k: _as_tensor(v) for k, v in self.inf.items()}
-        none = torch.zeros(self.n_records, dtype=torch.float64)  # no trainable parameter
-        total_l2 = (torch.stack(list(l2.values())) ** 2).sum(0).sqrt() if l2 else none
-        total_inf = torch.stack(list(inf.values())).amax(0) if inf else none
-        return WeightChange(
-            l2=l2,
-            inf=inf,
-            l2_rel={k: _relative(v, w0_l2[k]) for k, v in l2.items()},
-            inf_rel={k: _relative(v, w0_inf[k]) for k, v in inf.items()},
-            total_l2=total_l2,
-            total_inf=total_inf,
-            total_l2_rel=_relative(total_l2, sum(v**2 for v in w0_l2.values()) ** 0.5),
-            total_inf_rel=_relative(total_inf, max(w0_inf.values(), default=0.0)),
-        )
-
-
-class SnapshotRecorder:
-    """Copies of the outputs ``z^t``.
-
-    Examples
-    --------
-    >>> rec = SnapshotRecorder([2])
-    >>> rec.record(2, torch.ones(1)); rec.result()
-    {2: tensor([1.])}
-    """
-
-    def __init__(self, steps: Iterable[int]) -> None:
-        self.steps = frozenset(steps)
-        self.snapshots: dict[int, torch.Tensor] = {}
-
-    def record(self, t: int, z_t: torch.Tensor) -> None:
-        self.snapshots[t] = z_t.clone()
-
-    def result(self) -> dict[int, torch.Tensor]:
-        return self.snapshots
-
-
-class KernelRecorder:
-    """The empirical tangent kernel of output channel 0 at the current weights.
-
-    Rows ``rows`` only (all when None); see :func:`ntkutils.kernels.ntk_empirical`.  Batch
-    norm in training mode is evaluated with batch statistics, its running ones untouched.
-
-    Examples
-    --------
-    >>> from ntkutils.networks import build_single_layer_cnn
-    >>> net = build_single_layer_cnn(channels=4, generator=torch.Generator().manual_seed(0))
-    >>> rec = KernelRecorder([0], net, torch.rand(1, 5, 5), rows=torch.tensor([0, 3]))
-    >>> rec.record(0, None); rec.result()[0].shape
-    torch.Size([2, 25])
-    """
-
-    def __init__(self, steps: Iterable[int], model: nn.Module, net_input: torch.Tensor,
-                 rows: torch.Tensor | None = None) -> None:
-        self.steps = frozenset(steps)
-        self.model, self.net_input, self.rows = model, net_input, rows
-        self.ntks: dict[int, torch.Tensor] = {}
-
-    def record(self, t: int, z_t: torch.Tensor | None) -> None:
-        with _frozen_running_stats(self.model):
-            self.ntks[t] = ntk_empirical(self.model, self.net_input, rows=self.rows).detach()
-
-    def result(self) -> dict[int, torch.Tensor]:
-        return self.ntks
-
-
-def _as_tensor(values: list[float]) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.float64)
-
-
-def _relative(values: torch.Tensor, norm0: float) -> torch.Tensor:
-    """``values / norm0``; ``nan`` where the initial norm is 0."""
-    return values / norm0 if norm0 > 0 else torch.full_like(values, float("nan"))
 
 
 # ----------------------------------------------------------------------------- fit
@@ -558,7 +256,7 @@ def _step_size(optimizer: str, lr: float | None, model: nn.Module, net_input: to
         return lr, None
     if optimizer == "adam":
         return ADAM_DEFAULT_LR, None
-    lambda_max = _power_iteration(model, net_input, generator=generator)
+    lambda_max = ntk_largest_eigenvalue(model, net_input, generator=generator)
     return 1.0 / lambda_max, lambda_max
 
 
