@@ -7,9 +7,11 @@ and what was given.  Interior helpers trust their callers.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
+from torch import nn
 
 __all__ = ["NTKUtilsError"]
 
@@ -155,8 +157,6 @@ def available_memory() -> int:
     except OSError:
         pass
     try:
-        import os
-
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 2**63
@@ -170,6 +170,14 @@ def check_memory(nbytes: float, what: str, advice: str) -> None:
             f"{what} needs about {_gib(nbytes)} of memory but this machine has "
             f"{_gib(have)} available; {advice}"
         )
+
+
+def check_input_channels(model: nn.Module, u: torch.Tensor, name: str) -> None:
+    """``u`` ``(C, H, W)`` has the input channels of ``model``'s first convolution."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is not None and u.shape[0] != conv.in_channels:
+        raise ValueError(f"{name} must have the model's {conv.in_channels} input channels, "
+                         f"got shape {tuple(u.shape)}")
 
 
 def check_bool(value: Any, name: str) -> bool:

@@ -25,6 +25,7 @@ from ._checks import (
     WORK_BYTES,
     check_generator,
     check_index,
+    check_input_channels,
     check_memory,
     check_net_input,
     check_positive,
@@ -32,7 +33,7 @@ from ._checks import (
 )
 from ._compat import prepare_jvp
 from ._progress import progress_bar
-from .networks import SingleLayerCNN, check_input_channels, patches
+from .networks import SingleLayerCNN, patches
 
 __all__ = ["ntk_empirical", "ntk_largest_eigenvalue"]
 

@@ -107,22 +107,26 @@ def patches(u: torch.Tensor, k: int) -> torch.Tensor:
     return cols[0].T  # (n, C*k*k)
 
 
-def check_input_channels(model: nn.Module, u: torch.Tensor, name: str) -> None:
-    """``u`` ``(C, H, W)`` has the input channels of ``model``'s first convolution."""
-    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is not None and u.shape[0] != conv.in_channels:
-        raise ValueError(f"{name} must have the model's {conv.in_channels} input channels, "
-                         f"got shape {tuple(u.shape)}")
+class _ImageNetwork(nn.Module):
+    """A network of images: ``forward`` takes ``(C, H, W)`` or a batch ``(B, C, H, W)``.
 
+    Subclasses set ``in_channels`` and write ``forward_batch``, from ``(B, C, H, W)``.
+    """
 
-def _as_batch(u: torch.Tensor, in_channels: int) -> tuple[torch.Tensor, bool]:
-    """``(C, H, W)`` -> ``(1, C, H, W)``; returns whether a batch axis was added."""
-    if u.ndim not in (3, 4) or u.shape[-3] != in_channels:
-        raise ValueError(
-            f"the network input must have {in_channels} channels, shape ({in_channels}, H, W) "
-            f"or (B, {in_channels}, H, W), got {tuple(u.shape)}"
-        )
-    return (u.unsqueeze(0), True) if u.ndim == 3 else (u, False)
+    in_channels: int
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if u.ndim not in (3, 4) or u.shape[-3] != self.in_channels:
+            c = self.in_channels
+            raise ValueError(
+                f"the network input must have {c} channels, shape ({c}, H, W) "
+                f"or (B, {c}, H, W), got {tuple(u.shape)}"
+            )
+        z = self.forward_batch(u.unsqueeze(0) if u.ndim == 3 else u)  # (B, C_out, H, W)
+        return z.squeeze(0) if u.ndim == 3 else z
+
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
 class _ScaledConv2d(nn.Conv2d):
@@ -138,7 +142,7 @@ class _ScaledConv2d(nn.Conv2d):
 
 
 # ------------------------------------------------------------- single-hidden-layer CNN
-class SingleLayerCNN(nn.Module):
+class SingleLayerCNN(_ImageNetwork):
     """``z = scale_readout * readout(relu(scale_hidden * hidden(u)))``; see the factory.
 
     Built by :func:`build_single_layer_cnn`, which draws the weights and sets the scales.
@@ -160,11 +164,9 @@ class SingleLayerCNN(nn.Module):
         self.scale_hidden = 1.0
         self.scale_readout = 1.0
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        ub, added = _as_batch(u, self.in_channels)
-        h = torch.relu(self.scale_hidden * self.hidden(ub))  # (B, c, H, W)
-        z = self.scale_readout * self.readout(h)  # (B, C, H, W)
-        return z.squeeze(0) if added else z
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.scale_hidden * self.hidden(u))  # (B, c, H, W)
+        return self.scale_readout * self.readout(h)  # (B, C, H, W)
 
 
 def build_single_layer_cnn(
@@ -271,7 +273,7 @@ def build_single_layer_cnn(
 
 
 # ------------------------------------------------------------------------ vanilla CNN
-class VanillaCNN(nn.Module):
+class VanillaCNN(_ImageNetwork):
     """``depth`` x (k x k conv, ReLU), then a 1 x 1 readout; see the factory."""
 
     def __init__(self, layers: list[_ScaledConv2d], readout: _ScaledConv2d) -> None:
@@ -280,12 +282,11 @@ class VanillaCNN(nn.Module):
         self.readout = readout
         self.in_channels = layers[0].in_channels
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        h, added = _as_batch(u, self.in_channels)
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
+        h = u
         for layer in self.layers:
             h = torch.relu(layer(h))  # (B, c, H, W)
-        z = self.readout(h)  # (B, C, H, W)
-        return z.squeeze(0) if added else z
+        return self.readout(h)  # (B, C, H, W)
 
 
 def build_vanilla_cnn(
@@ -296,7 +297,7 @@ def build_vanilla_cnn(
     *,
     parameterization: str = "ntk",
     generator: torch.Generator | None = None,
-) -> nn.Module:
+) -> VanillaCNN:
     """A plain deep CNN: ``depth`` layers of (k x k convolution to ``channels``, ReLU), 1 x 1 out.
 
     Parameters
@@ -391,7 +392,7 @@ class _Level(nn.Module):
         return self.up(h)  # (B, c, H, W)
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(_ImageNetwork):
     """Encoder-decoder with narrow skips; see :func:`build_autoencoder`."""
 
     def __init__(self, body: _Level, head: nn.Module, in_channels: int, levels: int,
@@ -400,19 +401,16 @@ class Autoencoder(nn.Module):
         self.body, self.head = body, head
         self.in_channels, self.levels, self.sigmoid = in_channels, levels, sigmoid
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        ub, added = _as_batch(u, self.in_channels)
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
         m = 2**self.levels
-        if any(s % m or s < 2 * m for s in ub.shape[-2:]):
+        if any(s % m or s < 2 * m for s in u.shape[-2:]):
             raise ValueError(
                 f"input height and width must be multiples of 2**levels = {m} and at "
                 f"least {2 * m} (reflection padding at the coarsest scale), got "
-                f"{tuple(ub.shape[-2:])}; crop the image or lower levels"
+                f"{tuple(u.shape[-2:])}; crop the image or lower levels"
             )
-        z = self.head(self.body(ub))  # (B, C_out, H, W)
-        if self.sigmoid:
-            z = torch.sigmoid(z)
-        return z.squeeze(0) if added else z
+        z = self.head(self.body(u))  # (B, C_out, H, W)
+        return torch.sigmoid(z) if self.sigmoid else z
 
 
 def build_autoencoder(
@@ -426,7 +424,7 @@ def build_autoencoder(
     sigmoid: bool = False,
     parameterization: str = "standard",
     generator: torch.Generator | None = None,
-) -> nn.Module:
+) -> Autoencoder:
     """A small deep-image-prior encoder-decoder with narrow skip connections.
 
     Parameters

@@ -25,6 +25,7 @@ from torch import nn
 from ._checks import (
     check_float_dtype,
     check_generator,
+    check_input_channels,
     check_memory,
     check_positive,
     check_scale,
@@ -32,7 +33,6 @@ from ._checks import (
 )
 from ._progress import progress_bar
 from .empirical import ntk_largest_eigenvalue
-from .networks import check_input_channels
 from .recorders import (
     KernelRecorder,
     MetricRecorder,
