@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from ntkutils.images import add_noise, estimate_sigma, list_images, load_image, psnr
+from ntkutils.images import (
+    add_noise,
+    estimate_sigma,
+    list_images,
+    load_image,
+    psnr,
+    to_chw,
+    to_hwc,
+)
 
 
 @pytest.mark.parametrize("name", ["camera", "grass", "brick"])
@@ -59,6 +67,32 @@ def test_estimate_sigma_close_to_truth():
     for sigma in (10 / 255, 25 / 255, 50 / 255):
         y = add_noise(x, sigma, generator=torch.Generator().manual_seed(1))
         assert abs(estimate_sigma(y) - sigma) < 0.15 * sigma
+
+
+def test_channel_layout_conversions_move_the_channel_axis_and_share_memory():
+    x = torch.arange(24.0).reshape(3, 2, 4)  # (C, H, W)
+    for img in (x, x.numpy()):
+        hwc = to_hwc(img)
+        assert tuple(hwc.shape) == (2, 4, 3) and type(hwc) is type(img)
+        for c in range(3):
+            for r in range(2):
+                for col in range(4):
+                    assert hwc[r, col, c] == img[c, r, col]
+        back = to_chw(hwc)
+        assert tuple(back.shape) == (3, 2, 4) and (back == img).all()
+        hwc[0, 0, 0] = -1.0  # a view: no copy
+        assert img[0, 0, 0] == -1.0
+    gray = torch.rand(1, 5, 6)
+    assert torch.equal(to_hwc(gray, squeeze=True), gray[0])
+    assert to_hwc(gray).shape == (5, 6, 1)
+    assert to_hwc(x, squeeze=True).shape == (2, 4, 3)  # squeezes only one channel
+    assert torch.equal(to_chw(gray[0]), gray)  # (H, W) -> (1, H, W)
+    with pytest.raises(ValueError, match=r"img must have shape \(C, H, W\)"):
+        to_hwc(torch.zeros(4, 4))
+    with pytest.raises(ValueError, match=r"img must have shape \(H, W, C\) or \(H, W\)"):
+        to_chw(np.zeros((1, 2, 3, 4)))
+    with pytest.raises(TypeError, match="img must be a torch.Tensor or numpy.ndarray"):
+        to_hwc([[[0.0]]])
 
 
 def test_list_images():

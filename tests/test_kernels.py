@@ -2,8 +2,8 @@
 
 The centre of the suite: the closed-form kernels against the empirical NTK of wide finite
 networks (a Monte-Carlo check whose error must fall like ``c^{-1/2}``).  The finite network of
-the shared contract is also written here from its definition (``ContractCNN``), independently
-of ``ntkutils.networks``, and serves as an oracle with ``torch.autograd``.
+the shared contract is written from its definition in ``oracles.ContractCNN``, independently
+of ``ntkutils.networks``.  The empirical NTK alone is tested in ``test_empirical.py``.
 """
 import math
 import os
@@ -14,11 +14,7 @@ import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
 
-from ntkutils import kernels  # noqa: E402
-from ntkutils.images import load_image  # noqa: E402
 from ntkutils.kernels import (  # noqa: E402
     arccos_kernel,
     extract_patches,
@@ -26,39 +22,11 @@ from ntkutils.kernels import (  # noqa: E402
     ntk_empirical,
 )
 from ntkutils.networks import build_single_layer_cnn, build_vanilla_cnn  # noqa: E402
+from oracles import ContractCNN, astronaut, camera  # noqa: E402
 
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def camera(side: int, top: int = 100, left: int = 90) -> torch.Tensor:
-    """A ``side x side`` full-resolution detail of the camera image, float64 (1, side, side)."""
-    return load_image("camera")[:, top:top + side, left:left + side].double()
-
-
-def astronaut(side: int) -> torch.Tensor:
-    return load_image("astronaut", gray=False)[:, 60:60 + side, 100:100 + side].double()
-
-
-class ContractCNN(nn.Module):
-    """The shared parameterisation, written from its definition: ``depth`` x (k x k conv,
-    scaled by fan_in^-1/2, ReLU), then a 1x1 conv scaled by c^-1/2; N(0, 1) weights."""
-
-    def __init__(self, C, c, depth, k, generator):
-        super().__init__()
-        self.k = k
-        self.ws = nn.ParameterList(
-            nn.Parameter(torch.randn(c, C if l == 0 else c, k, k, generator=generator))
-            for l in range(depth)
-        )
-        self.a = nn.Parameter(torch.randn(C, c, 1, 1, generator=generator))
-
-    def forward(self, u):  # (B, C, H, W)
-        h = u
-        for w in self.ws:
-            h = torch.relu(F.conv2d(h, w, padding=self.k // 2) / math.sqrt(w[0].numel()))
-        return F.conv2d(h, self.a) / math.sqrt(self.a.shape[1])
 
 
 # Tolerances per dtype, relative to the largest entry: a few hundred ulps, room for the
@@ -268,32 +236,6 @@ def test_closed_form_dtype_and_patch_size_5():
     assert torch.allclose(ntk.double(), ntk_closed_form(u.double(), 5), rtol=1e-4, atol=1e-6)
 
 
-# ------------------------------------------------------------------ empirical NTK, exact
-def test_generic_empirical_ntk_matches_autograd_jacobian():
-    u = camera(5)
-    net = ContractCNN(1, 3, depth=2, k=3, generator=gen(2)).double()
-    names = [name for name, _ in net.named_parameters()]
-    flat = torch.cat([p.detach().flatten() for p in net.parameters()])
-    shapes = [p.shape for p in net.parameters()]
-
-    def output(theta):  # all parameters as one vector -> (n,)
-        tensors, s = {}, 0
-        for name, shape in zip(names, shapes):
-            tensors[name] = theta[s:s + shape.numel()].reshape(shape)
-            s += shape.numel()
-        return torch.func.functional_call(net, tensors, (u[None],)).reshape(-1)
-
-    J = torch.autograd.functional.jacobian(output, flat)  # (n, parameters)
-    expect = J @ J.T
-    ntk = ntk_empirical(net, u, method="generic", chunk_size=7)
-    assert torch.allclose(ntk, expect, rtol=1e-12, atol=1e-12)
-    rows = torch.tensor([24, 0, 12])
-    assert torch.allclose(ntk_empirical(net, u, rows=rows), expect[rows], rtol=1e-12)
-    assert torch.allclose(ntk_empirical(net, u, diagonal=True), torch.diag(expect), rtol=1e-12)
-    assert torch.allclose(ntk_empirical(net, u, rows=rows, diagonal=True),
-                          torch.diag(expect)[rows], rtol=1e-12)
-
-
 def test_networks_module_follows_the_contract():
     u = astronaut(6)
     for depth in (1, 2):
@@ -309,55 +251,6 @@ def test_networks_module_follows_the_contract():
                 conv.weight.copy_(w)
             theirs.readout.weight.copy_(ours.a)
         assert torch.allclose(theirs(u), ours(u[None])[0], rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("C, bias, symmetric, parameterization", [
-    (1, False, False, "ntk"), (3, False, False, "ntk"), (1, True, False, "standard"),
-    (3, True, True, "ntk"), (1, False, True, "standard"), (3, True, False, "standard"),
-])
-def test_structured_equals_generic(C, bias, symmetric, parameterization):
-    u = astronaut(6) if C == 3 else camera(6)
-    net = build_single_layer_cnn(C, 12, parameterization=parameterization, bias=bias,
-                                 symmetric=symmetric, generator=gen(5))
-    rows = torch.tensor([35, 0, 7])
-    for o in range(C):
-        slow = ntk_empirical(net, u, output_channel=o, method="generic")
-        fast = ntk_empirical(net, u, output_channel=o, method="structured")
-        assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-12)
-        part = ntk_empirical(net, u, output_channel=o, rows=rows, method="structured")
-        assert torch.allclose(part, slow[rows], rtol=1e-10, atol=1e-12)
-        diag = ntk_empirical(net, u, output_channel=o, rows=rows, diagonal=True)
-        assert torch.allclose(diag, torch.diag(slow)[rows], rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_auto_picks_the_structured_path_only_for_the_single_layer_cnn(monkeypatch, symmetric):
-    calls = []
-    structured = kernels._ntk_structured
-    monkeypatch.setattr(kernels, "_ntk_structured",
-                        lambda *args: calls.append(1) or structured(*args))
-    u = camera(6)
-    net = build_single_layer_cnn(1, 8, symmetric=symmetric, generator=gen(8))
-    ntk_empirical(net, u.float())
-    ntk_empirical(net, u)
-    assert len(calls) == 2
-    ntk_empirical(build_vanilla_cnn(1, 4, 1, generator=gen(8)), u)
-    ntk_empirical(ContractCNN(1, 4, 1, 3, generator=gen(8)), u)
-    net.scale_hidden *= 2.0
-    net.forward = lambda x: net.readout(torch.relu(net.hidden(x)))  # not the assumed forward
-    ntk_empirical(net, u)
-    assert len(calls) == 2
-    with pytest.raises(ValueError, match="method='structured': the forward pass"):
-        ntk_empirical(net, u, method="structured")
-
-
-def test_structured_respects_frozen_parameters():
-    u = camera(6)
-    net = build_single_layer_cnn(1, 10, bias=True, generator=gen(6))
-    net.readout.weight.requires_grad_(False)
-    net.hidden.bias.requires_grad_(False)
-    slow = ntk_empirical(net, u, method="generic")
-    assert torch.allclose(ntk_empirical(net, u), slow, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------- closed form against finite networks
@@ -453,29 +346,6 @@ def test_bad_arguments_are_refused():
         arccos_kernel(torch.rand(2, 3), torch.rand(2, 4), 1)
     with pytest.raises(TypeError, match="Y must be a real floating"):
         arccos_kernel(torch.rand(2, 3), torch.ones(2, 3, dtype=torch.int64), 1)
-
-
-def test_bad_empirical_arguments_are_refused():
-    u = torch.rand(1, 6, 6)
-    net = build_single_layer_cnn(1, 4, generator=gen(7))
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        ntk_empirical(lambda x: x, u)
-    with pytest.raises(ValueError, match="method must be"):
-        ntk_empirical(net, u, method="fast")
-    with pytest.raises(ValueError, match="method='structured' needs"):
-        ntk_empirical(build_vanilla_cnn(1, 4, 2, generator=gen(7)), u, method="structured")
-    with pytest.raises(ValueError, match=r"output_channel must be in \[0, 1\)"):
-        ntk_empirical(net, u, output_channel=1)
-    with pytest.raises(ValueError, match=r"output_channel must be in \[0, 1\)"):
-        ntk_empirical(net, u, output_channel=1, method="generic")
-    with pytest.raises(ValueError, match="rows must hold indices"):
-        ntk_empirical(net, u, rows=torch.tensor([36]))
-    with pytest.raises(ValueError, match="chunk_size must be > 0"):
-        ntk_empirical(net, u, chunk_size=0, method="generic")
-    with pytest.raises(ValueError, match="u must have 3 dimensions"):
-        ntk_empirical(net, u[0])
-    with pytest.raises(ValueError, match=r"model.eval\(\)"):
-        ntk_empirical(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), u)
 
 
 def test_many_channel_input_like_the_deep_image_prior():

@@ -1,4 +1,8 @@
-"""Tests of ntkutils.training: the NTK dynamics, power iteration, GD vs Adam, records."""
+"""Tests of ntkutils.training: the NTK dynamics, GD vs Adam, fit's records and refusals.
+
+The recorders alone are tested in ``test_recorders.py``, the power iteration (re-exported
+here) in ``test_empirical.py``.
+"""
 from __future__ import annotations
 
 import math
@@ -6,11 +10,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, jacrev
 
 from ntkutils.images import add_noise, load_image, psnr
-from ntkutils.networks import build_autoencoder, build_single_layer_cnn, build_vanilla_cnn
-from ntkutils.training import fit, make_noise_input, ntk_largest_eigenvalue
+from ntkutils.networks import build_autoencoder, build_single_layer_cnn
+from ntkutils.training import fit, make_noise_input
+from oracles import jacobian_ntk
 
 
 def gen(seed: int) -> torch.Generator:
@@ -29,14 +33,6 @@ def closed_form_ntk(u: torch.Tensor, k: int) -> torch.Tensor:
     cos = torch.where(nn_ > 0, (P @ P.T) / nn_.clamp_min(1e-300), 0.0).clamp(-1, 1)
     phi = torch.arccos(cos)
     return nn_ / (2 * math.pi * d) * (torch.sin(phi) + 2 * (math.pi - phi) * cos)
-
-
-def jacobian_ntk(model: torch.nn.Module, u: torch.Tensor) -> torch.Tensor:
-    """J J^T over all outputs, from the full Jacobian (torch.func.jacrev)."""
-    params = {k: p.detach() for k, p in model.named_parameters()}
-    jac = jacrev(lambda p: functional_call(model, p, (u,)).reshape(-1))(params)
-    J = torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], dim=1)  # (N, P)
-    return (J @ J.T).double()
 
 
 @pytest.fixture(scope="module")
@@ -69,26 +65,6 @@ def test_gd_follows_the_closed_form_ntk_prediction_and_the_gap_shrinks(camera12)
     # measured: about 0.06 at width 64 and 0.02 at width 1024 (c^-1/2 would give 4x)
     assert gaps[1024] < 0.04, gaps
     assert gaps[1024] < 0.5 * gaps[64], gaps
-
-
-@pytest.mark.parametrize("kind", ["single", "vanilla", "autoencoder", "batch_norm"])
-def test_power_iteration_matches_eigvalsh_of_the_empirical_ntk(kind):
-    if kind == "single":
-        net, u = build_single_layer_cnn(1, 32, generator=gen(0)), torch.rand(1, 8, 8)
-    elif kind == "vanilla":
-        net, u = build_vanilla_cnn(1, 8, 2, generator=gen(0)), torch.rand(1, 8, 8)
-    else:
-        net = build_autoencoder(4, 1, 4, levels=2, batch_norm=kind == "batch_norm",
-                                generator=gen(0))
-        u = make_noise_input((4, 8, 8), generator=gen(1))
-    approx = ntk_largest_eigenvalue(net, u, n_iter=500, tol=1e-9, generator=gen(2))
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in bns:  # training-mode batch norm: batch statistics, running ones untouched
-        assert int(m.num_batches_tracked) == 0
-        m.track_running_stats = False  # so that jacrev may call it
-    exact = float(torch.linalg.eigvalsh(jacobian_ntk(net, u))[-1])
-    assert approx == pytest.approx(exact, rel=1e-3)
-    assert approx <= exact * (1 + 1e-5)  # a Rayleigh quotient never exceeds lambda_max
 
 
 def test_one_gd_step_is_minus_lr_times_the_gradient_of_the_sum_loss():

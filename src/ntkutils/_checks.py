@@ -7,11 +7,15 @@ and what was given.  Interior helpers trust their callers.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
+from torch import nn
 
 __all__ = ["NTKUtilsError"]
+
+WORK_BYTES = 2**28  # memory for the temporaries of one chunk of a kernel (about 256 MB)
 
 
 def check_tensor(
@@ -87,6 +91,21 @@ def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
     return value
 
 
+def check_index(value: Any, name: str, size: int) -> torch.Tensor:
+    """A 1-D integer tensor of indices in ``[0, size)``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a 1-D torch.LongTensor of indices, got "
+                        f"{type(value).__name__}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of indices, got dtype {value.dtype}")
+    if value.ndim != 1 or value.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}")
+    lo, hi = int(value.min()), int(value.max())
+    if lo < 0 or hi >= size:
+        raise ValueError(f"{name} must hold indices in [0, {size}), got values in [{lo}, {hi}]")
+    return value.long()
+
+
 def check_patch_size(value: Any, name: str = "patch_size", *, image_shape=None) -> int:
     """An odd int >= 1, no larger than the image."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -138,8 +157,6 @@ def available_memory() -> int:
     except OSError:
         pass
     try:
-        import os
-
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 2**63
@@ -153,6 +170,14 @@ def check_memory(nbytes: float, what: str, advice: str) -> None:
             f"{what} needs about {_gib(nbytes)} of memory but this machine has "
             f"{_gib(have)} available; {advice}"
         )
+
+
+def check_input_channels(model: nn.Module, u: torch.Tensor, name: str) -> None:
+    """``u`` ``(C, H, W)`` has the input channels of ``model``'s first convolution."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is not None and u.shape[0] != conv.in_channels:
+        raise ValueError(f"{name} must have the model's {conv.in_channels} input channels, "
+                         f"got shape {tuple(u.shape)}")
 
 
 def check_bool(value: Any, name: str) -> bool:

@@ -1,5 +1,9 @@
 """Images and noise: the shipped test images, the noise model ``y = x + n`` and PSNR.
 
+The package holds images channel-first, ``(C, H, W)``; numpy, scikit-image and matplotlib
+want them channel-last, ``(H, W, C)``.  :func:`to_hwc` and :func:`to_chw` are the one place
+that converts between the two.
+
 The images live in ``data/`` at the root of a source checkout and inside the installed
 package (``ntkutils/data``) when the package is installed from the repository (Colab), so
 nothing is downloaded at run time.  Their sources and licences are in ``data/README.md``.
@@ -28,9 +32,75 @@ from ._checks import (
     check_tensor,
 )
 
-__all__ = ["list_images", "load_image", "add_noise", "psnr", "estimate_sigma"]
+__all__ = ["list_images", "load_image", "add_noise", "psnr", "estimate_sigma", "to_hwc",
+           "to_chw"]
 
 _GRAY_ONLY = {"camera", "grass", "brick"}
+
+
+def to_hwc(img: torch.Tensor | np.ndarray, *, squeeze: bool = False
+           ) -> torch.Tensor | np.ndarray:
+    """Channel-first ``(C, H, W)`` to channel-last ``(H, W, C)``, a view of ``img``.
+
+    Parameters
+    ----------
+    img : torch.Tensor or numpy.ndarray, shape (C, H, W)
+        An image as the package holds it.
+    squeeze : bool
+        Return a single-channel image as ``(H, W)`` (what ``imshow`` and ``imsave`` take
+        for gray).
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        ``(H, W, C)``, or ``(H, W)`` when ``squeeze`` and ``C = 1``; the same type as
+        ``img``, sharing its memory.
+
+    Examples
+    --------
+    >>> x = torch.arange(12.0).reshape(3, 2, 2)
+    >>> to_hwc(x).shape, to_hwc(x.numpy()).shape, to_hwc(x[:1], squeeze=True).shape
+    (torch.Size([2, 2, 3]), (2, 2, 3), torch.Size([2, 2]))
+    >>> bool((to_chw(to_hwc(x)) == x).all())
+    True
+    """
+    _check_layout(img, "img", "(C, H, W)", (3,))
+    if squeeze and img.shape[0] == 1:
+        return img[0]  # (H, W)
+    return img.permute(1, 2, 0) if isinstance(img, torch.Tensor) else img.transpose(1, 2, 0)
+
+
+def to_chw(img: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Channel-last ``(H, W, C)`` (or gray ``(H, W)``) to channel-first ``(C, H, W)``, a view.
+
+    Parameters
+    ----------
+    img : torch.Tensor or numpy.ndarray, shape (H, W, C) or (H, W)
+        An image as numpy, scikit-image or an image file holds it.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        ``(C, H, W)`` (``(1, H, W)`` for a gray ``(H, W)``); the same type as ``img``,
+        sharing its memory.
+
+    Examples
+    --------
+    >>> to_chw(np.zeros((4, 5, 3))).shape, to_chw(torch.zeros(4, 5)).shape
+    ((3, 4, 5), torch.Size([1, 4, 5]))
+    """
+    _check_layout(img, "img", "(H, W, C) or (H, W)", (2, 3))
+    if img.ndim == 2:
+        return img[None]  # (1, H, W)
+    return img.permute(2, 0, 1) if isinstance(img, torch.Tensor) else img.transpose(2, 0, 1)
+
+
+def _check_layout(img: object, name: str, layout: str, ndims: tuple[int, ...]) -> None:
+    if not isinstance(img, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got "
+                        f"{type(img).__name__}")
+    if img.ndim not in ndims:
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(img.shape)}")
 
 
 def _data_dir() -> Path:
@@ -123,14 +193,11 @@ def load_image(
             raise ValueError(f"crop must be at most {side} (the stored size), got {crop}")
         top = (side - crop) // 2
         img = img[top:top + crop, top:top + crop]
-    if size is not None:
-        check_positive(size, "size", integer=True)
-        if img.shape[0] != size:
-            img = resize(img, (size, size), anti_aliasing=True)
+    if size is not None and img.shape[0] != size:
+        img = resize(img, (size, size), anti_aliasing=True)
     if img.ndim == 3 and gray:
         img = rgb2gray(img)  # (H, W)
-    img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)  # (C, H, W)
-    return torch.from_numpy(np.clip(img, 0.0, 1.0)).to(dtype)
+    return torch.from_numpy(np.clip(to_chw(img), 0.0, 1.0)).to(dtype)  # (C, H, W)
 
 
 def add_noise(
@@ -240,5 +307,5 @@ def estimate_sigma(y: torch.Tensor) -> float:
     check_scale(y, "y", noisy=True)
     if float(y.max()) == float(y.min()):
         return 0.0  # a constant image has no noise (and no wavelet detail to measure)
-    img = y.detach().cpu().double().numpy().transpose(1, 2, 0)  # (H, W, C)
+    img = to_hwc(y.detach().cpu().double().numpy())  # (H, W, C)
     return float(_skimage_estimate_sigma(img, channel_axis=-1, average_sigmas=True))

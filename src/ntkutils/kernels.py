@@ -1,9 +1,10 @@
 """The neural tangent kernel of a CNN: closed form (infinite width) and empirical (finite width).
 
 Closed form: the single-hidden-layer CNN's kernel is an arc-cosine kernel on the patches of the
-network input; deeper "vanilla" CNNs follow the convolutional NTK recursion.  Empirical: the
-Gram matrix ``J J^T`` of a network's Jacobian, computed with :mod:`torch.func`, or from feature
-products for the single-hidden-layer CNN.
+network input; deeper "vanilla" CNNs follow the convolutional NTK recursion.  Both are built on
+one ReLU dual (``_relu_duals``) of one stably computed angle (``_angle_terms``).  Empirical: the
+Gram matrix ``J J^T`` of a network's Jacobian, :func:`ntk_empirical`, which lives in
+:mod:`ntkutils.empirical` and is re-exported here.
 
 The parameterisation shared with :mod:`ntkutils.networks` (NTK parameterisation, zero padding,
 no bias): for an input ``u`` of shape ``(C, H, W)``, patch size ``k`` and ``d = C k^2``,
@@ -18,37 +19,22 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ._checks import (
+    WORK_BYTES,
+    check_index,
     check_memory,
     check_net_input,
     check_patch_size,
     check_positive,
     check_tensor,
 )
-from ._compat import prepare_jvp
-from ._progress import progress_bar
+from .empirical import ntk_empirical  # the empirical NTK, re-exported: the book imports it here
+from .networks import patches
 
 __all__ = ["extract_patches", "arccos_kernel", "ntk_closed_form", "ntk_empirical"]
 
-_WORK_BYTES = 2**28  # memory for the temporaries of one chunk (about 256 MB)
 _PARALLEL_ULPS = 8  # a gap |x| |y| - <x, y> this many ulps wide is rounding (_angle_terms)
-
-
-def _check_index(value, name: str, size: int) -> torch.Tensor:
-    """A 1-D integer tensor of indices in ``[0, size)``."""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a 1-D torch.LongTensor of indices, got "
-                        f"{type(value).__name__}")
-    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor of indices, got dtype {value.dtype}")
-    if value.ndim != 1 or value.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}")
-    lo, hi = int(value.min()), int(value.max())
-    if lo < 0 or hi >= size:
-        raise ValueError(f"{name} must hold indices in [0, {size}), got values in [{lo}, {hi}]")
-    return value.long()
 
 
 def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -82,8 +68,7 @@ def extract_patches(u: torch.Tensor, patch_size: int) -> torch.Tensor:
     """
     u = check_net_input(u, "u")
     k = check_patch_size(patch_size, "patch_size", image_shape=tuple(u.shape[1:]))
-    cols = F.unfold(u[None], kernel_size=k, padding=k // 2)  # (1, C*k*k, n)
-    return cols[0].T  # (n, C*k*k)
+    return patches(u, k)
 
 
 def _angle_terms(dot: torch.Tensor, norm_prod: torch.Tensor):
@@ -107,6 +92,34 @@ def _angle_terms(dot: torch.Tensor, norm_prod: torch.Tensor):
     plus.masked_fill_(plus <= noise, 0.0)  # antiparallel within rounding: phi = pi
     sin_term = minus.mul_(plus).sqrt_()
     return sin_term, torch.atan2(sin_term, -dot)  # atan2(s, -c) = pi - atan2(s, c) for s >= 0
+
+
+def _relu_duals(dot: torch.Tensor, norm_prod: torch.Tensor, scale: float):
+    """The arc-cosine kernels ``(k_1, k_0)`` times ``pi / scale``, from ``<x, y>`` and ``|x| |y|``.
+
+    The one place of the ReLU's dual formulas (see :func:`arccos_kernel`)::
+
+        k_1 pi / scale = (|x| |y| sin phi + (pi - phi) <x, y>) / scale,
+        k_0 pi / scale = (pi - phi) / scale,   0 where |x| |y| = 0;
+
+    ``scale = pi`` gives Cho & Saul's kernels, ``scale = 2 pi`` the Gaussian expectations
+    ``E[relu(g_x) relu(g_y)]`` and ``E[relu'(g_x) relu'(g_y)]``.  Overwrites ``dot`` with
+    the first; broadcasts.
+    """
+    sin_term, rest = _angle_terms(dot, norm_prod)  # |x| |y| sin phi, pi - phi
+    k1 = dot.mul_(rest).add_(sin_term).div_(scale)
+    k0 = rest.masked_fill_(norm_prod <= 0, 0.0).div_(scale)
+    return k1, k0
+
+
+def _depth1_ntk(dot: torch.Tensor, norm_prod: torch.Tensor, d: int) -> torch.Tensor:
+    """Single-hidden-layer NTK ``(k_1 + <x, y> k_0) / (2 d)`` from ``<x, y>`` and ``|x| |y|``.
+
+    Written as ``(2 (pi - phi) <x, y> + |x| |y| sin phi) / (2 pi d)``, one pass whose rounding
+    the book's stored outputs hold; a zero point gives 0.  Returns a new tensor.
+    """
+    sin_term, rest = _angle_terms(dot, norm_prod)
+    return rest.mul_(dot).mul_(2.0).add_(sin_term).div_(2 * math.pi * d)
 
 
 def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor:
@@ -163,11 +176,8 @@ def arccos_kernel(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor
                  f"the {X.shape[0]} x {Y.shape[0]} kernel of X and Y",
                  "pass fewer rows of X or Y (compute the kernel in blocks)")
     norm_prod = torch.outer(X.norm(dim=1), Y.norm(dim=1))  # (n, m)
-    dot = X @ Y.T  # (n, m)
-    sin_term, rest = _angle_terms(dot, norm_prod)  # |x| |y| sin phi, pi - phi
-    if degree == 0:
-        return rest.masked_fill_(norm_prod <= 0, 0.0).div_(math.pi)
-    return rest.mul_(dot).add_(sin_term).div_(math.pi)
+    k1, k0 = _relu_duals(X @ Y.T, norm_prod, math.pi)  # (n, m) each
+    return k0 if degree == 0 else k1
 
 
 def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -175,27 +185,23 @@ def _ntk_depth1(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     n, d = P.shape
     out = P.new_empty(n, Q.shape[0])  # (n, m)
     p_norm, q_norm = P.norm(dim=1), Q.norm(dim=1)
-    step = max(1, _WORK_BYTES // (4 * P.element_size() * Q.shape[0]))
+    step = max(1, WORK_BYTES // (4 * P.element_size() * Q.shape[0]))
     for s in range(0, n, step):
         norm_prod = torch.outer(p_norm[s:s + step], q_norm)  # (r, m)
         dot = P[s:s + step] @ Q.T  # (r, m); a zero patch gives dot = 0 and norm_prod = 0
-        sin_term, rest = _angle_terms(dot, norm_prod)
-        out[s:s + step] = rest.mul_(dot).mul_(2.0).add_(sin_term).div_(2 * math.pi * d)
+        out[s:s + step] = _depth1_ntk(dot, norm_prod, d)
     return out
 
 
-def _relu_duals(sigma, sd1, sd2):
+def _gaussian_relu_duals(sigma, sd1, sd2):
     """``E[relu relu]`` and ``E[relu' relu']`` of centred Gaussian pairs, overwriting ``sigma``.
 
     ``sigma`` (b, h2, w2, H, W) holds the covariances; ``sd1`` (1, 1, 1, H, W) and ``sd2``
     (b, h2, w2, 1, 1) the standard deviations of the two points (0 gives 0 in both).
     """
     sd_prod = sd1 * sd2  # (b, h2, w2, H, W)
-    outside = sd_prod <= 0  # a point off the image: sigma there is not a covariance
-    sin_term, rest = _angle_terms(sigma.masked_fill_(outside, 0.0), sd_prod)
-    K = sigma.mul_(rest).add_(sin_term).div_(2 * math.pi)  # (sin phi + (pi - phi) cos phi) sd sd
-    K_dot = rest.masked_fill_(outside, 0.0).div_(2 * math.pi)
-    return K, K_dot
+    sigma.masked_fill_(sd_prod <= 0, 0.0)  # a point off the image: not a covariance
+    return _relu_duals(sigma, sd_prod, 2 * math.pi)  # k_1 / 2, k_0 / 2
 
 
 def _window_average(T: torch.Tensor, k: int) -> torch.Tensor:
@@ -237,7 +243,7 @@ def _cntk_windows(P_ext, sd_ext, corners, size, H, W, k, depth):
         sd1 = sd_ext[h][R:R + H, R:R + W]  # (H, W)
         hh, ww = sigma.shape[1:3]
         sd2 = sd_ext[h][rr[:, h * a:h * a + hh, None], cc[:, None, h * a:h * a + ww]]
-        K, K_dot = _relu_duals(sigma, sd1, sd2[..., None, None])  # sd2: (b, hh, ww, 1, 1)
+        K, K_dot = _gaussian_relu_duals(sigma, sd1, sd2[..., None, None])  # (b, hh, ww, 1, 1)
         theta = K_dot.mul_(theta).add_(K)  # K + K_dot Theta
         if h == depth - 1:
             return theta  # the 1x1 read-out layer
@@ -252,7 +258,7 @@ def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> 
     R = (depth - 1) * a
     u_ext = F.pad(u, (R, R, R, R))  # (C, H+2R, W+2R)
     He, We = H + 2 * R, W + 2 * R
-    P_ext = F.unfold(u_ext[None], k, padding=a)[0].T.reshape(He, We, d)  # (He, We, d)
+    P_ext = patches(u_ext, k).reshape(He, We, d)  # (He, We, d)
     var = (P_ext[R:R + H, R:R + W] ** 2).sum(-1) / d  # (H, W): Sigma^(1)(p, p)
     sd_ext = []
     for _ in range(depth):
@@ -261,7 +267,7 @@ def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> 
     per_point = n * u.element_size() * 6  # bytes of temporaries per second point
     if columns is None:
         out = u.new_empty(n, n)  # (n, n)
-        band = max(1, _WORK_BYTES // (per_point * We) - 2 * R)
+        band = max(1, WORK_BYTES // (per_point * We) - 2 * R)
         for r0 in range(0, H, band):
             hb = min(band, H - r0)
             corners = torch.tensor([[r0, 0]], device=u.device)
@@ -271,7 +277,7 @@ def _cntk(u: torch.Tensor, k: int, depth: int, columns: torch.Tensor | None) -> 
     m = columns.numel()
     out = u.new_empty(n, m)  # (n, m)
     corners = torch.stack([columns // W, columns % W], dim=1)  # (m, 2), centre + R - R
-    step = max(1, _WORK_BYTES // (per_point * (2 * R + 1) ** 2))
+    step = max(1, WORK_BYTES // (per_point * (2 * R + 1) ** 2))
     for s in range(0, m, step):
         block = _cntk_windows(P_ext, sd_ext, corners[s:s + step], (2 * R + 1,) * 2,
                               H, W, k, depth)
@@ -374,7 +380,7 @@ def ntk_closed_form(
     C, H, W = u.shape
     n = H * W
     if columns is not None:
-        columns = _check_index(columns, "columns", n).to(u.device)
+        columns = check_index(columns, "columns", n).to(u.device)
     m = n if columns is None else columns.numel()
     size = n * m * torch.empty((), dtype=dtype).element_size()
     if size > max_bytes:
@@ -385,247 +391,6 @@ def ntk_closed_form(
         )
     u = u.to(dtype)
     if depth == 1:
-        P = extract_patches(u, k)  # (n, d)
+        P = patches(u, k)  # (n, d)
         return _ntk_depth1(P, P if columns is None else P[columns])
     return _cntk(u, k, depth, columns)
-
-
-def _is_single_layer_cnn(model: nn.Module) -> bool:
-    """Whether ``model`` has the structure documented in :mod:`ntkutils.networks`."""
-    hidden, readout = getattr(model, "hidden", None), getattr(model, "readout", None)
-    if not (isinstance(hidden, nn.Conv2d) and isinstance(readout, nn.Conv2d)):
-        return False
-    k = hidden.kernel_size[0]
-    return (
-        isinstance(getattr(model, "scale_hidden", None), (int, float))
-        and isinstance(getattr(model, "scale_readout", None), (int, float))
-        and type(hidden).forward is nn.Conv2d.forward
-        and type(readout).forward is nn.Conv2d.forward
-        and hidden.kernel_size == (k, k) and k % 2 == 1
-        and hidden.padding == (k // 2, k // 2) and hidden.padding_mode == "zeros"
-        and hidden.stride == (1, 1) and hidden.dilation == (1, 1) and hidden.groups == 1
-        and readout.kernel_size == (1, 1) and readout.stride == (1, 1)
-        and readout.groups == 1 and readout.in_channels == hidden.out_channels
-    )
-
-
-def _single_layer_output(model, u, readout_weight, readout_bias):
-    """``scale_readout * readout(relu(scale_hidden * hidden(u)))`` with the given read-out."""
-    hidden = model.hidden
-    h = torch.relu(model.scale_hidden * F.conv2d(
-        u[None], hidden.weight.to(u), None if hidden.bias is None else hidden.bias.to(u),
-        padding=hidden.kernel_size[0] // 2))  # (1, c, H, W)
-    z = F.conv2d(h, readout_weight, readout_bias)  # (1, C_out, H, W)
-    return model.scale_readout * z.reshape(z.shape[1], -1)  # (C_out, n)
-
-
-def _ntk_structured(model, u, output_channel, rows, diagonal):
-    """Exact finite-width NTK of the single-hidden-layer CNN from feature products."""
-    hidden, readout = model.hidden, model.readout
-    s_h, s_r = float(model.scale_hidden), float(model.scale_readout)
-    k = hidden.kernel_size[0]
-    P = F.unfold(u[None], k, padding=k // 2)[0].T  # (n, d)
-    grad_cols = []  # d g_h / d (w_h, b_h) = s_h (P_i, 1), for the trainable ones
-    if hidden.weight.requires_grad:
-        grad_cols.append(P)
-    if hidden.bias is not None and hidden.bias.requires_grad:
-        grad_cols.append(P.new_ones(P.shape[0], 1))
-    P_grad = torch.cat(grad_cols, dim=1) if grad_cols else None  # (n, d or d+1)
-    w = hidden.weight.detach().to(u).reshape(hidden.out_channels, -1)  # (c, d)
-    b = None if hidden.bias is None else hidden.bias.detach().to(u)  # (c,)
-    a2 = readout.weight.detach().to(u)[output_channel, :, 0, 0] ** 2  # (c,)
-    sel = slice(None) if rows is None else rows
-    n, m = P.shape[0], P.shape[0] if rows is None else rows.numel()
-    out = u.new_zeros(m) if diagonal else u.new_zeros(m, n)
-    if P_grad is not None:
-        gram = (P_grad[sel] ** 2).sum(1) if diagonal else P_grad[sel] @ P_grad.T  # (m,) | (m, n)
-    step = max(1, _WORK_BYTES // (4 * u.element_size() * n))
-    for h0 in range(0, w.shape[0], step):  # chunks of hidden units
-        g = s_h * (P @ w[h0:h0 + step].T)  # (n, cc) pre-activations
-        if b is not None:
-            g = g + s_h * b[h0:h0 + step]
-        feat, slope = torch.relu(g), (g > 0).to(u.dtype)  # (n, cc) each
-        if readout.weight.requires_grad:  # d z / d a_h = s_r relu(g_h)
-            out += (feat[sel] ** 2).sum(1) if diagonal else feat[sel] @ feat.T
-        if P_grad is not None:
-            # d z / d w_h = s_r a_h relu'(g_h) s_h P_i
-            wslope = slope[sel] * a2[h0:h0 + step]  # (m, cc)
-            inner = (wslope * slope[sel]).sum(1) if diagonal else wslope @ slope.T
-            out += s_h**2 * inner * gram
-    out *= s_r**2
-    if readout.bias is not None and readout.bias.requires_grad:
-        out += s_r**2  # d z / d bias_o = s_r
-    return out
-
-
-def ntk_empirical(
-    model: nn.Module,
-    u: torch.Tensor,
-    *,
-    output_channel: int = 0,
-    rows: torch.Tensor | None = None,
-    diagonal: bool = False,
-    chunk_size: int = 32,
-    method: str = "auto",
-) -> torch.Tensor:
-    """The empirical (finite-width) NTK ``J J^T`` of one output channel of a network.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Maps a batch ``(1, C, H, W)`` to ``(1, C_out, H', W')``, ``n = H' W'``.  It is used as
-        it is and not modified; batch norm must be in eval mode (``model.eval()``).
-    u : torch.Tensor, shape (C, H, W)
-        Network input.  The computation runs in ``u``'s dtype and device: the parameters
-        are cast (on the fly, not in place) to them.
-    output_channel : int, default 0
-        Which output channel ``o`` the kernel is of.
-    rows : torch.LongTensor, shape (m,), optional
-        Return only these rows ``Theta[rows, :]`` (or diagonal entries).
-    diagonal : bool, default False
-        Return only the diagonal ``Theta_ii = |J_i|^2`` (at ``rows`` if given).
-    chunk_size : int, default 32
-        Rows of ``J`` computed together by the generic method; memory grows linearly with
-        it (about ``chunk_size`` x (parameters + activations of one forward pass) numbers).
-    method : {"auto", "generic", "structured"}, default "auto"
-        ``"generic"``: :mod:`torch.func` for any model.  ``"structured"``: exact feature
-        products for the single-hidden-layer CNN of
-        :func:`ntkutils.networks.build_single_layer_cnn` (a module with ``hidden`` and
-        ``readout`` ``Conv2d`` layers, ``scale_hidden`` and ``scale_readout`` and
-        ``forward(u) = scale_readout * readout(relu(scale_hidden * hidden(u)))``).
-        ``"auto"`` picks ``"structured"`` when the model has that structure.
-
-    Returns
-    -------
-    torch.Tensor, shape (n, n), (m, n), (n,) or (m,)
-        ``Theta_ij = sum_theta dz_{o,i}/dtheta dz_{o,j}/dtheta`` over every parameter with
-        ``requires_grad``, at the current weights.
-
-    Notes
-    -----
-    Generic: for a chunk of rows ``R``, ``J_R`` comes from a vmapped vector-Jacobian product
-    with one-hot cotangents.  The full kernel is ``J J^T`` when ``J`` (``n`` x parameters)
-    takes at most 1 GiB: ``n`` backward passes.  Otherwise (and with ``rows``)
-    ``Theta[R, :] = J J_R^T`` comes from a vmapped Jacobian-vector product with tangents
-    ``J_R``, so ``J`` is never stored: ``2 n`` (or ``2 m``) passes.
-
-    Structured, with ``g = s_h (W P^T + b)`` the ``(c, n)`` pre-activations, ``a`` the read-out weights of channel ``o`` and patches ``P_i`` (with a 1 appended when
-    the hidden layer has a bias)::
-
-        Theta_ij = s_r^2 sum_h relu(g_hi) relu(g_hj)
-                 + s_r^2 s_h^2 sum_h a_h^2 relu'(g_hi) relu'(g_hj) <P_i, P_j>
-                 + s_r^2 [read-out bias],
-
-    matrix products of ``(n, c)`` features, in chunks of hidden units.  With
-    ``s_h = d^{-1/2}``, ``s_r = c^{-1/2}`` it tends to :func:`ntk_closed_form` as ``c -> inf``.
-
-    References
-    ----------
-    A. Jacot, F. Gabriel and C. Hongler, "Neural tangent kernel", NeurIPS 2018.
-
-    Examples
-    --------
-    >>> from ntkutils.networks import build_single_layer_cnn
-    >>> g = torch.Generator().manual_seed(0)
-    >>> net = build_single_layer_cnn(1, channels=16, generator=g)
-    >>> u = torch.rand(1, 6, 6, generator=g, dtype=torch.float64)
-    >>> fast = ntk_empirical(net, u)
-    >>> slow = ntk_empirical(net, u, method="generic")
-    >>> fast.shape, bool(torch.allclose(fast, slow))
-    (torch.Size([36, 36]), True)
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    u = check_net_input(u, "u")
-    from .networks import check_input_channels
-
-    check_input_channels(model, u, "u")
-    if isinstance(output_channel, bool) or not isinstance(output_channel, int):
-        raise TypeError(f"output_channel must be an int, got {output_channel!r}")
-    if not isinstance(diagonal, bool):
-        raise TypeError(f"diagonal must be True or False, got {diagonal!r}")
-    chunk_size = check_positive(chunk_size, "chunk_size", integer=True)
-    if method not in ("auto", "generic", "structured"):
-        raise ValueError(f"method must be 'auto', 'generic' or 'structured', got {method!r}")
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) \
-                and module.training and module.track_running_stats:
-            raise ValueError("model has batch norm in training mode, whose running statistics "
-                             "cannot be updated inside a Jacobian; call model.eval() first")
-    structured = _is_single_layer_cnn(model)
-    if method == "structured" and not structured:
-        raise ValueError(
-            "method='structured' needs the single-hidden-layer CNN of "
-            "ntkutils.networks.build_single_layer_cnn (attributes hidden, readout, "
-            f"scale_hidden, scale_readout); got a {type(model).__name__}; use method='generic'"
-        )
-    params, frozen = {}, {}  # the trainable parameters, and the rest with the buffers
-    for name, p in model.named_parameters():
-        (params if p.requires_grad else frozen)[name] = p.detach().to(u)
-    for name, b in model.named_buffers():
-        frozen[name] = b.to(u) if b.is_floating_point() else b.to(u.device)
-
-    def output(p: dict, channel: int | None = output_channel) -> torch.Tensor:
-        z = torch.func.functional_call(model, (p, frozen), (u[None],))  # (1, C_out, H, W)
-        z = z.reshape(z.shape[1], -1)  # (C_out, n)
-        return z if channel is None else z[channel]  # (n,)
-
-    with torch.no_grad():
-        z = output(params, None)  # (C_out, n)
-        C_out, n = z.shape
-        if structured:  # check that forward is what the feature products assume, with a
-            # positive read-out (no cancellation, even for a mirrored network)
-            probe = {**frozen, **params}
-            probe["readout.weight"] = probe["readout.weight"].abs()
-            if model.readout.bias is not None:
-                probe["readout.bias"] = probe["readout.bias"].abs()
-            z_model = torch.func.functional_call(model, probe, (u[None],))
-            z_model = z_model.reshape(z_model.shape[1], -1)  # (C_out, n)
-            z_features = _single_layer_output(model, u, probe["readout.weight"],
-                                              probe.get("readout.bias"))  # (C_out, n)
-            tol = 1e-10 if u.dtype == torch.float64 else 1e-4
-            structured = z_features.shape == z_model.shape and bool(torch.allclose(
-                z_features, z_model, rtol=tol, atol=tol * float(z_features.max())))
-    if method == "structured" and not structured:
-        raise ValueError(f"method='structured': the forward pass of this {type(model).__name__} "
-                         "is not scale_readout * readout(relu(scale_hidden * hidden(u))); "
-                         "use method='generic'")
-    if not 0 <= output_channel < C_out:
-        raise ValueError(f"output_channel must be in [0, {C_out}), got {output_channel}")
-    if rows is not None:
-        rows = _check_index(rows, "rows", n).to(u.device)
-    elif not diagonal:
-        check_memory(2 * n * n * u.element_size(), f"the full empirical NTK of {n} pixels",
-                     "pass rows= for a few rows of it, or diagonal=True")
-    if structured and method != "generic":
-        return _ntk_structured(model, u, output_channel, rows, diagonal)
-
-    prepare_jvp()  # before the first jvp: see ntkutils._compat
-    _, vjp_fn = torch.func.vjp(output, params)
-    n_params = sum(p.numel() for p in params.values())
-    index = torch.arange(n, device=u.device) if rows is None else rows
-    # the full kernel: store J when it is small, else never store it (one JVP per row)
-    store_jacobian = rows is None and not diagonal and n * n_params * u.element_size() \
-        <= 4 * _WORK_BYTES
-    blocks = []
-    chunks = range(0, index.numel(), chunk_size)
-    if len(chunks) > 4:
-        chunks = progress_bar(chunks, desc="empirical NTK", leave=False)
-    for s in chunks:
-        rows_s = index[s:s + chunk_size]
-        onehot = u.new_zeros(rows_s.numel(), n)  # (b, n) cotangents
-        onehot[torch.arange(rows_s.numel(), device=u.device), rows_s] = 1.0
-        grads = torch.func.vmap(vjp_fn)(onehot)[0]  # {name: (b, *shape)}
-        if diagonal:
-            blocks.append(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads.values()))
-        elif store_jacobian:
-            blocks.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], 1))
-        else:
-            def jvp_row(tangent: dict) -> torch.Tensor:
-                return torch.func.jvp(output, (params,), (tangent,))[1]  # (n,)
-
-            blocks.append(torch.func.vmap(jvp_row)(grads))  # (b, n)
-    if store_jacobian:
-        J = torch.cat(blocks)  # (n, parameters)
-        return J @ J.T
-    return torch.cat(blocks)

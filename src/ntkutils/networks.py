@@ -17,8 +17,9 @@ Two parameterisations (``parameterization=``):
     uniform on ``[-fan_in ** -0.5, fan_in ** -0.5]``), drawn from ``generator``, and no
     scaling in ``forward``.  Used for the Adam experiments of chapter 6.
 
-Attributes read by :mod:`ntkutils.kernels` (structured NTK of the single-hidden-layer
-CNN built by :func:`build_single_layer_cnn`)::
+:func:`build_single_layer_cnn` returns a :class:`SingleLayerCNN`; that type is what
+:func:`ntkutils.kernels.ntk_empirical` recognises for its structured (feature-product) NTK,
+which reads these attributes::
 
     model.hidden            nn.Conv2d(C, c, k, padding=k // 2, bias=bias)
     model.readout           nn.Conv2d(c, C, 1, bias=bias)
@@ -40,6 +41,7 @@ from torch import nn
 from ._checks import check_generator, check_memory, check_patch_size, check_positive
 
 __all__ = [
+    "SingleLayerCNN",
     "build_single_layer_cnn",
     "build_vanilla_cnn",
     "build_autoencoder",
@@ -93,22 +95,38 @@ def _check_size(n_params: int, what: str) -> None:
                  "choose fewer channels")
 
 
-def check_input_channels(model: nn.Module, u: torch.Tensor, name: str) -> None:
-    """``u`` ``(C, H, W)`` has the input channels of ``model``'s first convolution."""
-    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is not None and u.shape[0] != conv.in_channels:
-        raise ValueError(f"{name} must have the model's {conv.in_channels} input channels, "
-                         f"got shape {tuple(u.shape)}")
+def patches(u: torch.Tensor, k: int) -> torch.Tensor:
+    """The zero-padded ``k x k`` patches ``P_i(u)`` of ``u`` ``(C, H, W)``: ``(n, C k^2)``.
+
+    Row ``i = row * W + col`` is what a first-layer unit at pixel ``i`` sees, in the order of
+    a ``Conv2d`` weight, so that ``conv2d(u, w, padding=k // 2)`` at ``i`` is
+    ``<w.flatten(), P_i(u)>``.  Unchecked: the checked, documented form is
+    :func:`ntkutils.kernels.extract_patches`.
+    """
+    cols = F.unfold(u[None], kernel_size=k, padding=k // 2)  # (1, C*k*k, n)
+    return cols[0].T  # (n, C*k*k)
 
 
-def _as_batch(u: torch.Tensor, in_channels: int) -> tuple[torch.Tensor, bool]:
-    """``(C, H, W)`` -> ``(1, C, H, W)``; returns whether a batch axis was added."""
-    if u.ndim not in (3, 4) or u.shape[-3] != in_channels:
-        raise ValueError(
-            f"the network input must have {in_channels} channels, shape ({in_channels}, H, W) "
-            f"or (B, {in_channels}, H, W), got {tuple(u.shape)}"
-        )
-    return (u.unsqueeze(0), True) if u.ndim == 3 else (u, False)
+class _ImageNetwork(nn.Module):
+    """A network of images: ``forward`` takes ``(C, H, W)`` or a batch ``(B, C, H, W)``.
+
+    Subclasses set ``in_channels`` and write ``forward_batch``, from ``(B, C, H, W)``.
+    """
+
+    in_channels: int
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if u.ndim not in (3, 4) or u.shape[-3] != self.in_channels:
+            c = self.in_channels
+            raise ValueError(
+                f"the network input must have {c} channels, shape ({c}, H, W) "
+                f"or (B, {c}, H, W), got {tuple(u.shape)}"
+            )
+        z = self.forward_batch(u.unsqueeze(0) if u.ndim == 3 else u)  # (B, C_out, H, W)
+        return z.squeeze(0) if u.ndim == 3 else z
+
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
 class _ScaledConv2d(nn.Conv2d):
@@ -124,8 +142,13 @@ class _ScaledConv2d(nn.Conv2d):
 
 
 # ------------------------------------------------------------- single-hidden-layer CNN
-class SingleLayerCNN(nn.Module):
-    """``z = scale_readout * readout(relu(scale_hidden * hidden(u)))``; see the factory."""
+class SingleLayerCNN(_ImageNetwork):
+    """``z = scale_readout * readout(relu(scale_hidden * hidden(u)))``; see the factory.
+
+    Built by :func:`build_single_layer_cnn`, which draws the weights and sets the scales.
+    :func:`ntkutils.kernels.ntk_empirical` computes the tangent kernel of a model of this
+    type from feature products (exact, and much faster than Jacobians).
+    """
 
     def __init__(
         self, in_channels: int, channels: int, patch_size: int, bias: bool,
@@ -141,11 +164,9 @@ class SingleLayerCNN(nn.Module):
         self.scale_hidden = 1.0
         self.scale_readout = 1.0
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        ub, added = _as_batch(u, self.in_channels)
-        h = torch.relu(self.scale_hidden * self.hidden(ub))  # (B, c, H, W)
-        z = self.scale_readout * self.readout(h)  # (B, C, H, W)
-        return z.squeeze(0) if added else z
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.scale_hidden * self.hidden(u))  # (B, c, H, W)
+        return self.scale_readout * self.readout(h)  # (B, C, H, W)
 
 
 def build_single_layer_cnn(
@@ -157,7 +178,7 @@ def build_single_layer_cnn(
     bias: bool = False,
     symmetric: bool = False,
     generator: torch.Generator | None = None,
-) -> nn.Module:
+) -> SingleLayerCNN:
     """The single-hidden-layer CNN of the theory: a k x k convolution, ReLU, a 1 x 1 readout.
 
     Parameters
@@ -186,9 +207,9 @@ def build_single_layer_cnn(
 
     Returns
     -------
-    torch.nn.Module
-        Maps ``(C, H, W)`` (or ``(B, C, H, W)``) to the same shape.  Attributes
-        ``hidden``, ``readout``, ``scale_hidden``, ``scale_readout``,
+    SingleLayerCNN
+        A :class:`torch.nn.Module` mapping ``(C, H, W)`` (or ``(B, C, H, W)``) to the same
+        shape.  Attributes ``hidden``, ``readout``, ``scale_hidden``, ``scale_readout``,
         ``parameterization``, ``patch_size``, ``in_channels``, ``channels``.
 
     Notes
@@ -252,7 +273,7 @@ def build_single_layer_cnn(
 
 
 # ------------------------------------------------------------------------ vanilla CNN
-class VanillaCNN(nn.Module):
+class VanillaCNN(_ImageNetwork):
     """``depth`` x (k x k conv, ReLU), then a 1 x 1 readout; see the factory."""
 
     def __init__(self, layers: list[_ScaledConv2d], readout: _ScaledConv2d) -> None:
@@ -261,12 +282,11 @@ class VanillaCNN(nn.Module):
         self.readout = readout
         self.in_channels = layers[0].in_channels
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        h, added = _as_batch(u, self.in_channels)
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
+        h = u
         for layer in self.layers:
             h = torch.relu(layer(h))  # (B, c, H, W)
-        z = self.readout(h)  # (B, C, H, W)
-        return z.squeeze(0) if added else z
+        return self.readout(h)  # (B, C, H, W)
 
 
 def build_vanilla_cnn(
@@ -277,7 +297,7 @@ def build_vanilla_cnn(
     *,
     parameterization: str = "ntk",
     generator: torch.Generator | None = None,
-) -> nn.Module:
+) -> VanillaCNN:
     """A plain deep CNN: ``depth`` layers of (k x k convolution to ``channels``, ReLU), 1 x 1 out.
 
     Parameters
@@ -372,7 +392,7 @@ class _Level(nn.Module):
         return self.up(h)  # (B, c, H, W)
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(_ImageNetwork):
     """Encoder-decoder with narrow skips; see :func:`build_autoencoder`."""
 
     def __init__(self, body: _Level, head: nn.Module, in_channels: int, levels: int,
@@ -381,19 +401,16 @@ class Autoencoder(nn.Module):
         self.body, self.head = body, head
         self.in_channels, self.levels, self.sigmoid = in_channels, levels, sigmoid
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        ub, added = _as_batch(u, self.in_channels)
+    def forward_batch(self, u: torch.Tensor) -> torch.Tensor:
         m = 2**self.levels
-        if any(s % m or s < 2 * m for s in ub.shape[-2:]):
+        if any(s % m or s < 2 * m for s in u.shape[-2:]):
             raise ValueError(
                 f"input height and width must be multiples of 2**levels = {m} and at "
                 f"least {2 * m} (reflection padding at the coarsest scale), got "
-                f"{tuple(ub.shape[-2:])}; crop the image or lower levels"
+                f"{tuple(u.shape[-2:])}; crop the image or lower levels"
             )
-        z = self.head(self.body(ub))  # (B, C_out, H, W)
-        if self.sigmoid:
-            z = torch.sigmoid(z)
-        return z.squeeze(0) if added else z
+        z = self.head(self.body(u))  # (B, C_out, H, W)
+        return torch.sigmoid(z) if self.sigmoid else z
 
 
 def build_autoencoder(
@@ -407,7 +424,7 @@ def build_autoencoder(
     sigmoid: bool = False,
     parameterization: str = "standard",
     generator: torch.Generator | None = None,
-) -> nn.Module:
+) -> Autoencoder:
     """A small deep-image-prior encoder-decoder with narrow skip connections.
 
     Parameters

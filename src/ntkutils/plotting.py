@@ -14,6 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ._checks import check_positive
+from .images import to_hwc
 
 __all__ = [
     "use_book_style",
@@ -66,13 +67,21 @@ def to_numpy_image(img: torch.Tensor) -> np.ndarray:
     """
     if not isinstance(img, torch.Tensor):
         raise TypeError(f"img must be a torch.Tensor, got {type(img).__name__}")
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[0] in (1, 3))):
+    if not _displayable(img):
         raise ValueError(f"img must have shape (C, H, W) with C = 1 or 3, or (H, W), got "
                          f"{tuple(img.shape)}")
+    return _as_array(img)
+
+
+def _displayable(img: torch.Tensor) -> bool:
+    """A gray or colour ``(C, H, W)`` image, or an ``(H, W)`` one."""
+    return img.ndim == 2 or (img.ndim == 3 and img.shape[0] in (1, 3))
+
+
+def _as_array(img: torch.Tensor) -> np.ndarray:
+    """:func:`to_numpy_image` of a checked image."""
     arr = img.detach().cpu().double().clamp(0.0, 1.0).numpy()
-    if arr.ndim == 3:
-        arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)  # (H, W[, 3])
-    return arr
+    return to_hwc(arr, squeeze=True) if arr.ndim == 3 else arr  # (H, W[, 3])
 
 
 def show_images(
@@ -114,8 +123,7 @@ def show_images(
     if n == 0:
         raise ValueError("images must hold at least one image, got none")
     for k, im in enumerate(images):
-        if not isinstance(im, torch.Tensor) or not (
-                im.ndim == 2 or (im.ndim == 3 and im.shape[0] in (1, 3))):
+        if not isinstance(im, torch.Tensor) or not _displayable(im):
             got = tuple(im.shape) if isinstance(im, torch.Tensor) else type(im).__name__
             raise ValueError(f"images[{k}] must be a (C, H, W) tensor with C = 1 or 3, or "
                              f"(H, W), got {got}")
@@ -130,7 +138,7 @@ def show_images(
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            ax.imshow(to_numpy_image(images[k]), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(_as_array(images[k]), cmap="gray", vmin=0, vmax=1)
             if titles is not None:
                 ax.set_title(titles[k])
     if suptitle:

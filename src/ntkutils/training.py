@@ -5,61 +5,52 @@ weights ``w`` of a network ``f`` with a fixed input ``u``, full batch, and recor
 course looks at: the loss, the PSNR against the clean image when it is given, how far each
 weight tensor moved from initialisation, output snapshots and empirical tangent kernels.
 Gradient descent's default step is ``1 / lambda_max`` of the tangent kernel at
-initialisation, found by :func:`ntk_largest_eigenvalue`.
+initialisation, found by :func:`ntk_largest_eigenvalue` (of :mod:`ntkutils.empirical`,
+re-exported here).
+
+:func:`fit` is a loop over the updates that hands the output ``z^t`` to four recorders of
+:mod:`ntkutils.recorders`, one per kind of record: loss and PSNR, weight change, snapshots
+and tangent kernels.
 """
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, vjp
 
 from ._checks import (
     check_float_dtype,
     check_generator,
+    check_input_channels,
     check_memory,
     check_positive,
     check_scale,
     check_tensor,
 )
-from ._compat import prepare_jvp
 from ._progress import progress_bar
-from .images import psnr as _psnr
+from .empirical import ntk_largest_eigenvalue
+from .recorders import (
+    KernelRecorder,
+    MetricRecorder,
+    SnapshotRecorder,
+    WeightChange,
+    WeightRecorder,
+)
 
 __all__ = [
     "FitResult",
-    "WeightChange",
+    "WeightChange",  # of ntkutils.recorders, re-exported
     "fit",
     "make_noise_input",
-    "ntk_largest_eigenvalue",
+    "ntk_largest_eigenvalue",  # of ntkutils.empirical, re-exported
 ]
 
 _OPTIMIZERS = ("gd", "adam")
 ADAM_DEFAULT_LR = 1e-2  # the deep image prior's learning rate
-
-
-@dataclass(frozen=True)
-class WeightChange:
-    """Distance of the weights from their initial values, at the recorded steps.
-
-    Each dict maps a parameter name (``model.named_parameters()``) to a ``(R,)``
-    float64 tensor over the recorded steps; ``total_*`` are over all parameters at once.
-    ``*_rel`` divide by the same norm of the initial tensor (``nan`` where it is 0).
-    """
-
-    l2: dict[str, torch.Tensor]
-    inf: dict[str, torch.Tensor]
-    l2_rel: dict[str, torch.Tensor]
-    inf_rel: dict[str, torch.Tensor]
-    total_l2: torch.Tensor
-    total_inf: torch.Tensor
-    total_l2_rel: torch.Tensor
-    total_inf_rel: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -160,112 +151,9 @@ def make_noise_input(
     return scale * torch.rand(tuple(shape), generator=generator, dtype=dtype)
 
 
-@contextmanager
-def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
-    """Batch norm in training mode without updating its running statistics.
-
-    torch.func transforms refuse in-place updates of buffers; the function they see is
-    the same (batch statistics), only the bookkeeping is skipped.
-    """
-    bns = [m for m in model.modules()
-           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-           and m.track_running_stats]
-    for m in bns:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in bns:
-            m.track_running_stats = True
-
-
-def _functional(model: nn.Module, net_input: torch.Tensor):
-    """``params -> model(net_input)`` for torch.func, and the current trainable params."""
-    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
-    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
-    buffers = {k: b for k, b in model.named_buffers()}
-
-    def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
-        return functional_call(model, ({**p, **frozen}, buffers), (net_input,))
-
-    return f, params
-
-
-def ntk_largest_eigenvalue(
-    model: nn.Module,
-    net_input: torch.Tensor,
-    n_iter: int = 100,
-    *,
-    tol: float = 1e-5,
-    generator: torch.Generator | None = None,
-) -> float:
-    """Largest eigenvalue of the empirical tangent kernel, by power iteration.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The network at its current weights.
-    net_input : torch.Tensor
-        Its input ``u``, e.g. ``(C, H, W)``.
-    n_iter : int
-        Maximum number of power iterations (each costs about three forward passes).
-    tol : float
-        Stop when the estimate changes by less than ``tol`` relatively.
-    generator : torch.Generator, optional
-        Source of the random starting vector.
-
-    Returns
-    -------
-    float
-        ``lambda_max`` of ``Theta = J J^T``, ``J = d f(u; w) / d w`` over all outputs
-        (all channels and pixels).  Gradient descent on ``1/2 ||f - y||^2`` is stable
-        for step sizes ``lr < 2 / lambda_max``.
-
-    Notes
-    -----
-    ``Theta v = J (J^T v)`` is computed without forming ``J``: a vector-Jacobian product
-    (:func:`torch.func.vjp`) gives ``J^T v`` in weight space and a Jacobian-vector
-    product (:func:`torch.func.jvp`) maps it back to output space.  The iteration
-    ``v <- Theta v / ||Theta v||`` returns the Rayleigh quotient ``v^T Theta v``, which
-    approaches ``lambda_max`` from below.
-
-    Examples
-    --------
-    >>> from ntkutils.networks import build_single_layer_cnn
-    >>> g = torch.Generator().manual_seed(0)
-    >>> net = build_single_layer_cnn(channels=16, generator=g)
-    >>> lam = ntk_largest_eigenvalue(net, torch.rand(1, 6, 6, generator=g), generator=g)
-    >>> lam > 0
-    True
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_tensor(net_input, "net_input")
-    check_positive(n_iter, "n_iter", integer=True)
-    check_positive(tol, "tol")
-    check_generator(generator)
-    f, params = _functional(model, net_input)
-    prepare_jvp()
-    with _frozen_running_stats(model):
-        z, vjp_fn = vjp(f, params)
-        v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
-        v = v / v.norm()
-        lam = 0.0
-        for _ in range(n_iter):
-            (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
-            _, theta_v = jvp(f, (params,), (jt_v,))  # J J^T v, shaped like z
-            lam_new = float((v * theta_v).sum())
-            v = theta_v / theta_v.norm()
-            if abs(lam_new - lam) <= tol * abs(lam_new):
-                return lam_new
-            lam = lam_new
-    return lam
-
-
+# ----------------------------------------------------------------------------- fit
 def _check_not_diverged(losses: list[float], t: int, lr: float) -> None:
     """Gradient descent whose loss is no longer finite, or 1e4 times its start, diverged."""
-    if not losses:
-        return
     last, first = losses[-1], losses[0]
     if not math.isfinite(last) or last > 1e4 * max(first, 1e-300):
         raise ValueError(
@@ -283,6 +171,114 @@ def _check_steps(value: Iterable[int], name: str, n_steps: int) -> list[int]:
                 f"{name} must hold ints in [0, n_steps = {n_steps}], got {s!r}"
             )
     return sorted(set(steps))
+
+
+def _check_fit_data(model: nn.Module, net_input: torch.Tensor, y: torch.Tensor,
+                    x: torch.Tensor | None) -> None:
+    """The model, its input, the target and the clean image agree in shape and dtype."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_tensor(net_input, "net_input", ndim=3)
+    check_tensor(y, "y", ndim=3)
+    check_scale(y, "y", noisy=True)
+    if x is not None:
+        check_tensor(x, "x")
+        check_scale(x, "x")
+        if x.shape != y.shape:
+            raise ValueError(
+                f"x must have y's shape {tuple(y.shape)}, got {tuple(x.shape)}"
+            )
+    if net_input.shape[-2:] != y.shape[-2:]:
+        raise ValueError(
+            f"y has shape {tuple(y.shape)} and net_input {tuple(net_input.shape)}: they "
+            f"must have the same (H, W)"
+        )
+    check_input_channels(model, net_input, "net_input")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes and dtypes != {net_input.dtype}:
+        raise TypeError(f"net_input has dtype {net_input.dtype} but the model's weights are "
+                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
+                        f"e.g. model.to({net_input.dtype})")
+    if y.dtype != net_input.dtype:
+        raise TypeError(f"y has dtype {y.dtype} but net_input {net_input.dtype}; use one dtype")
+
+
+def _check_fit_schedule(model: nn.Module, y: torch.Tensor, optimizer: str, n_steps: int,
+                        lr: float | None, input_noise_std: float, record_every: int,
+                        snapshot_steps: Iterable[int], ntk_steps: Iterable[int],
+                        generator: torch.Generator | None) -> tuple[list[int], list[int]]:
+    """The optimiser, the step counts, what to record and the generator.
+
+    Returns the checked ``snapshot_steps`` and ``ntk_steps``, sorted, without repeats.
+    """
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
+        raise TypeError(f"n_steps must be an int >= 0, got {n_steps!r}")
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if lr is not None:
+        check_positive(lr, "lr")
+    if isinstance(input_noise_std, bool) or not isinstance(input_noise_std, (int, float)) \
+            or not input_noise_std >= 0:
+        raise ValueError(f"input_noise_std must be a number >= 0, got {input_noise_std!r}")
+    check_positive(record_every, "record_every", integer=True)
+    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
+    for name, value in (("snapshot_steps", snapshot_steps), ("ntk_steps", ntk_steps)):
+        if hasattr(value, "__len__"):
+            per = (y.numel() if name == "snapshot_steps"
+                   else max(y.shape[-1] * y.shape[-2], 1) ** 2)
+            check_memory(len(value) * per * y.element_size(),
+                         f"fit's {len(value)} {name}", f"record fewer {name}")
+    check_memory((n_steps // record_every + 2) * (2 * n_tensors + 2) * 32,
+                 f"fit's records every {record_every} steps of {n_steps}",
+                 "record less often (a larger record_every)")
+    steps = (_check_steps(snapshot_steps, "snapshot_steps", n_steps),
+             _check_steps(ntk_steps, "ntk_steps", n_steps))
+    check_generator(generator)
+    return steps
+
+
+def _check_output_shape(model: nn.Module, net_input: torch.Tensor, y: torch.Tensor) -> None:
+    """``model(net_input)`` has ``y``'s shape (one forward pass)."""
+    z = _output(model, net_input)
+    if z.shape != y.shape:
+        raise ValueError(
+            f"model(net_input) has shape {tuple(z.shape)} but y has shape "
+            f"{tuple(y.shape)}; they must match"
+        )
+
+
+def _step_size(optimizer: str, lr: float | None, model: nn.Module, net_input: torch.Tensor,
+               generator: torch.Generator | None) -> tuple[float, float | None]:
+    """``(lr, lambda_max)``: ``lr`` as given, else ``1 / lambda_max`` (GD) or Adam's default."""
+    if lr is not None:
+        return lr, None
+    if optimizer == "adam":
+        return ADAM_DEFAULT_LR, None
+    lambda_max = ntk_largest_eigenvalue(model, net_input, generator=generator)
+    return 1.0 / lambda_max, lambda_max
+
+
+def _perturbed(net_input: torch.Tensor, std: float,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """``u + std * N(0, I)``, a fresh draw; ``u`` itself when ``std`` is 0."""
+    if std > 0:
+        noise = torch.randn(net_input.shape, generator=generator, dtype=net_input.dtype)
+        return net_input + std * noise.to(net_input.device)
+    return net_input
+
+
+def _output(model: nn.Module, net_input: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(net_input)
+
+
+def _record(recorders: Sequence, t: int, z_t: torch.Tensor) -> None:
+    """Hand ``z^t`` to every recorder that records step ``t``."""
+    for recorder in recorders:
+        if t in recorder.steps:
+            recorder.record(t, z_t)
 
 
 def fit(
@@ -373,184 +369,46 @@ def fit(
     >>> bool(res.loss[-1] < 0.5 * res.loss[0]), res.steps.shape
     (True, torch.Size([21]))
     """
-    # ------------------------------------------------------------------ validation
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_tensor(net_input, "net_input", ndim=3)
-    check_tensor(y, "y", ndim=3)
-    check_scale(y, "y", noisy=True)
-    if x is not None:
-        check_tensor(x, "x")
-        check_scale(x, "x")
-        if x.shape != y.shape:
-            raise ValueError(
-                f"x must have y's shape {tuple(y.shape)}, got {tuple(x.shape)}"
-            )
-    if net_input.shape[-2:] != y.shape[-2:]:
-        raise ValueError(
-            f"y has shape {tuple(y.shape)} and net_input {tuple(net_input.shape)}: they "
-            f"must have the same (H, W)"
-        )
-    from .networks import check_input_channels
-
-    check_input_channels(model, net_input, "net_input")
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    if dtypes and dtypes != {net_input.dtype}:
-        raise TypeError(f"net_input has dtype {net_input.dtype} but the model's weights are "
-                        f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them, "
-                        f"e.g. model.to({net_input.dtype})")
-    if y.dtype != net_input.dtype:
-        raise TypeError(f"y has dtype {y.dtype} but net_input {net_input.dtype}; use one dtype")
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
-        raise TypeError(f"n_steps must be an int >= 0, got {n_steps!r}")
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    if lr is not None:
-        check_positive(lr, "lr")
-    if isinstance(input_noise_std, bool) or not isinstance(input_noise_std, (int, float)) \
-            or not input_noise_std >= 0:
-        raise ValueError(f"input_noise_std must be a number >= 0, got {input_noise_std!r}")
-    check_positive(record_every, "record_every", integer=True)
-    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
-    for name, value in (("snapshot_steps", snapshot_steps), ("ntk_steps", ntk_steps)):
-        if hasattr(value, "__len__"):
-            per = y.numel() if name == "snapshot_steps" else max(y.shape[-1] * y.shape[-2], 1) ** 2
-            check_memory(len(value) * per * y.element_size(),
-                         f"fit's {len(value)} {name}", f"record fewer {name}")
-    check_memory((n_steps // record_every + 2) * (2 * n_tensors + 2) * 32,
-                 f"fit's records every {record_every} steps of {n_steps}",
-                 "record less often (a larger record_every)")
-    snapshot_set = set(_check_steps(snapshot_steps, "snapshot_steps", n_steps))
-    ntk_set = set(_check_steps(ntk_steps, "ntk_steps", n_steps))
-    check_generator(generator)
-    with torch.no_grad():
-        z = model(net_input)
-    if z.shape != y.shape:
-        raise ValueError(
-            f"model(net_input) has shape {tuple(z.shape)} but y has shape "
-            f"{tuple(y.shape)}; they must match"
-        )
-    if ntk_set:
-        from .kernels import ntk_empirical  # only when kernels are asked for
-
-    # ------------------------------------------------------------------ set-up
-    lambda_max = None
-    if lr is None:
-        if optimizer == "gd":
-            lambda_max = ntk_largest_eigenvalue(model, net_input, generator=generator)
-            lr = 1.0 / lambda_max
-        else:
-            lr = ADAM_DEFAULT_LR
+    _check_fit_data(model, net_input, y, x)
+    snapshot_steps, ntk_steps = _check_fit_schedule(
+        model, y, optimizer, n_steps, lr, input_noise_std, record_every, snapshot_steps,
+        ntk_steps, generator)
+    _check_output_shape(model, net_input, y)
+    lr, lambda_max = _step_size(optimizer, lr, model, net_input, generator)
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
-    w0 = {k: p.detach().clone() for k, p in params.items()}
-    w0_l2 = {k: float(w.norm()) for k, w in w0.items()}
-    w0_inf = {k: float(w.abs().max()) for k, w in w0.items()}
-    total_l2_0 = sum(v**2 for v in w0_l2.values()) ** 0.5
-    total_inf_0 = max(w0_inf.values(), default=0.0)
+    record_steps = set(range(0, n_steps + 1, record_every)) | {n_steps}
+    metrics = MetricRecorder(record_steps, y, x)
+    recorders = (metrics, WeightRecorder(record_steps, params),
+                 SnapshotRecorder(snapshot_steps),
+                 KernelRecorder(ntk_steps, model, net_input, ntk_rows))
     opt = (torch.optim.SGD(params.values(), lr=lr) if optimizer == "gd"
            else torch.optim.Adam(params.values(), lr=lr))
-    record_set = set(range(0, n_steps + 1, record_every)) | {n_steps}
 
-    steps, losses, psnrs = [], [], []
-    l2 = {k: [] for k in params}
-    inf = {k: [] for k in params}
-    snapshots: dict[int, torch.Tensor] = {}
-    ntks: dict[int, torch.Tensor] = {}
-    best = (None, -float("inf"), None)  # step, psnr, output
-
-    def record(t: int, z_t: torch.Tensor) -> None:
-        nonlocal best
-        z_t = z_t.detach()
-        if t in record_set:
-            steps.append(t)
-            losses.append(0.5 * float(((z_t - y) ** 2).sum()))
-            with torch.no_grad():
-                for k, p in params.items():
-                    d = p - w0[k]
-                    l2[k].append(float(d.norm()))
-                    inf[k].append(float(d.abs().max()))
-            if x is not None:
-                psnrs.append(_psnr(z_t, x))
-                if psnrs[-1] > best[1]:
-                    best = (t, psnrs[-1], z_t.clone())
-        if t in snapshot_set:
-            snapshots[t] = z_t.clone()
-        if t in ntk_set:
-            with _frozen_running_stats(model):
-                ntks[t] = ntk_empirical(model, net_input, rows=ntk_rows).detach()
-
-    def output_at_input() -> torch.Tensor:
-        with torch.no_grad():
-            return model(net_input)
-
-    # ------------------------------------------------------------------ training
     start = time.perf_counter()
     bar = progress_bar(total=n_steps, progress=progress, desc=f"fit ({optimizer})")
     for t in range(n_steps):
-        u_t = net_input
-        if input_noise_std > 0:
-            noise = torch.randn(net_input.shape, generator=generator, dtype=net_input.dtype)
-            u_t = net_input + input_noise_std * noise.to(net_input.device)
-        z = model(u_t)
+        z = model(_perturbed(net_input, input_noise_std, generator))
         loss = 0.5 * ((z - y) ** 2).sum()
-        if t in record_set or t in snapshot_set or t in ntk_set:
-            record(t, z if input_noise_std == 0 else output_at_input())
-            if t in record_set and optimizer == "gd":
-                _check_not_diverged(losses, t, lr)
-            if t in record_set:
-                bar.set_postfix(loss=f"{losses[-1]:.4g}",
-                                **({"psnr": f"{psnrs[-1]:.2f}"} if psnrs else {}))
+        if any(t in recorder.steps for recorder in recorders):
+            z_t = z if input_noise_std == 0 else _output(model, net_input)
+            _record(recorders, t, z_t.detach())
+            if t in metrics.steps:
+                if optimizer == "gd":
+                    _check_not_diverged(metrics.losses, t, lr)
+                bar.set_postfix(**metrics.postfix())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         bar.update(1)
     bar.close()
-    z_final = output_at_input()
-    record(n_steps, z_final)
+    x_hat = _output(model, net_input)
+    _record(recorders, n_steps, x_hat.detach())
     if optimizer == "gd":
-        _check_not_diverged(losses, n_steps, lr)
+        _check_not_diverged(metrics.losses, n_steps, lr)
     seconds = time.perf_counter() - start
 
-    # ------------------------------------------------------------------ results
-    def as_tensor(values: list[float]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.float64)
-
-    def rel(values: torch.Tensor, norm0: float) -> torch.Tensor:
-        return values / norm0 if norm0 > 0 else torch.full_like(values, float("nan"))
-
-    l2_t = {k: as_tensor(v) for k, v in l2.items()}
-    inf_t = {k: as_tensor(v) for k, v in inf.items()}
-    n_rec = len(steps)
-    total_l2 = (torch.stack(list(l2_t.values())) ** 2).sum(0).sqrt() if l2_t \
-        else torch.zeros(n_rec, dtype=torch.float64)
-    total_inf = torch.stack(list(inf_t.values())).amax(0) if inf_t \
-        else torch.zeros(n_rec, dtype=torch.float64)
-    change = WeightChange(
-        l2=l2_t,
-        inf=inf_t,
-        l2_rel={k: rel(v, w0_l2[k]) for k, v in l2_t.items()},
-        inf_rel={k: rel(v, w0_inf[k]) for k, v in inf_t.items()},
-        total_l2=total_l2,
-        total_inf=total_inf,
-        total_l2_rel=rel(total_l2, total_l2_0),
-        total_inf_rel=rel(total_inf, total_inf_0),
-    )
-    return FitResult(
-        x_hat=z_final.detach(),
-        steps=torch.tensor(steps, dtype=torch.int64),
-        loss=as_tensor(losses),
-        psnr=as_tensor(psnrs) if x is not None else None,
-        best_step=best[0],
-        best_psnr=best[1] if x is not None else None,
-        best_x_hat=best[2],
-        weight_change=change,
-        snapshots=snapshots,
-        ntks=ntks,
-        optimizer=optimizer,
-        lr=float(lr),
-        lambda_max=lambda_max,
-        n_steps=n_steps,
-        seconds=seconds,
-    )
+    _, weights, snapshots, ntks = recorders
+    return FitResult(x_hat=x_hat.detach(), **metrics.result(),
+                     weight_change=weights.result(), snapshots=snapshots.result(),
+                     ntks=ntks.result(), optimizer=optimizer, lr=float(lr),
+                     lambda_max=lambda_max, n_steps=n_steps, seconds=seconds)
