@@ -99,9 +99,9 @@ def test_patience_accepts_a_right_rule(capsys):
 def test_patience_right_rule_on_a_hand_case():
     # best 3 at step 10; two records without improvement end at step 30: the checker's
     # own reference, by hand
-    from ntkutils.exercises import _ch1_patience_reference
+    from ntkutils.exercises.ch1 import _patience_reference
 
-    assert _ch1_patience_reference([0, 10, 20, 30, 40], [1, 3, 2, 3, 9], 2) == (10, 30)
+    assert _patience_reference([0, 10, 20, 30, 40], [1, 3, 2, 3, 9], 2) == (10, 30)
 
 
 def patience_ties_improve(steps, scores, patience):
