@@ -57,11 +57,13 @@ def test_weight_count_accepts_a_layer_by_layer_count(capsys):
 
 def test_weight_count_independent_value():
     # 1 -> 64 (3x3), 64 -> 64 (3x3) twice, 64 -> 1 (1x1): by hand, against the network
-    # the package builds (what the checker counts)
+    # the package builds and against the count the checker expects for that case
     from ntkutils.networks import build_vanilla_cnn, count_parameters
 
     net = build_vanilla_cnn(1, 64, 3, 3, generator=torch.Generator().manual_seed(0))
     assert count_parameters(net) == 576 + 2 * 36864 + 64 == 74368
+    check_ch1_weight_count(lambda C, c, L, k: 74368 if (C, c, L, k) == (1, 64, 3, 3)
+                           else _weights_by_layer(C, c, L, k))
 
 
 @pytest.mark.parametrize("wrong", [
@@ -99,9 +101,9 @@ def test_patience_accepts_a_right_rule(capsys):
 def test_patience_right_rule_on_a_hand_case():
     # best 3 at step 10; two records without improvement end at step 30: the checker's
     # own reference, by hand
-    from ntkutils.exercises import _ch1_patience_reference
+    from ntkutils.exercises.ch1 import _patience_reference
 
-    assert _ch1_patience_reference([0, 10, 20, 30, 40], [1, 3, 2, 3, 9], 2) == (10, 30)
+    assert _patience_reference([0, 10, 20, 30, 40], [1, 3, 2, 3, 9], 2) == (10, 30)
 
 
 def patience_ties_improve(steps, scores, patience):

@@ -132,22 +132,3 @@ def test_landmarks_for_error_rejects_wrong_answers(wrong):
     with pytest.raises(ExerciseFailed):
         check_ch5_landmarks_for_error(wrong)
 
-
-def test_wrong_answers_get_feedback_without_the_answer():
-    # The feedback says what was checked, how the answer misses and a hint; it never
-    # prints the right value (a student could copy it).
-    from ntkutils.exercises import (
-        check_value, check_weight_change_exponents, check_ch5_landmarks_for_error)
-
-    cases = [
-        (lambda: check_value("Exercise 0.1", 1.0, 3.14159), "3.142", "too small"),
-        (lambda: check_value("Exercise 0.1", -3.0, 3.14159), "3.142", "sign is wrong"),
-        (lambda: check_weight_change_exponents((0.0, -1.0)), "-0.5", "too small"),
-        (lambda: check_ch5_landmarks_for_error(8), "m = 64", "too few"),
-    ]
-    for call, answer, how in cases:
-        with pytest.raises(ExerciseFailed) as info:
-            call()
-        message = str(info.value)
-        assert answer not in message and how in message, message
-        assert "checked:" in message and "hint:" in message

@@ -88,9 +88,9 @@ def test_norm_slopes_rejects_wrong_answers(wrong):
 def test_norm_slopes_reference_matches_direct_norms():
     # the checker's measured slopes against the exact ones: c^2 entries of size c^-1.5
     # have 2-norm c^-0.5 and max-norm c^-1.5
-    from ntkutils.exercises import _ch6_numerical_slopes
+    from ntkutils.exercises.ch6 import _measured_slopes
 
-    s2, sinf = _ch6_numerical_slopes(-1.5, 2.0)
+    s2, sinf = _measured_slopes(-1.5, 2.0)
     assert math.isclose(s2, -0.5, abs_tol=0.02) and math.isclose(sinf, -1.5, abs_tol=0.02)
 
 
