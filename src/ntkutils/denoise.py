@@ -29,14 +29,8 @@ from ntkutils._checks import (
     check_sigma,
 )
 from ntkutils._checks import check_memory
-from ntkutils.filters import (
-    _check_steps,
-    _remaining,
-    eigh_psd,
-    gd_filter,
-    landmark_pixels,
-    nystrom_eigenpairs,
-)
+from ntkutils.nystrom import landmark_pixels, nystrom_eigenpairs
+from ntkutils.spectral import _check_steps, _remaining, eigh_psd, gd_filter
 from ntkutils.windows import PROBE_EPS, windowed_filter
 
 __all__ = ["NTKDenoiseInfo", "WindowedDenoiseInfo", "ntk_denoise"]
@@ -207,7 +201,7 @@ def ntk_denoise(
         10 s at 64 x 64); ``"nystrom"`` uses ``n_landmarks`` columns; ``"auto"`` is exact up
         to ``n = 4096`` pixels (64 x 64), Nyström above.
     n_landmarks : int, default 512
-        Poster only: landmark pixels for Nyström (:func:`ntkutils.filters.landmark_pixels`).
+        Poster only: landmark pixels for Nyström (:func:`ntkutils.nystrom.landmark_pixels`).
     steps : sequence of int or 1-D integer tensor, optional
         Candidate gradient-descent steps (``lr = 1/lambda_max``).  Default: poster, ``0``
         and 150 log-spaced steps up to ``10^6``; windowed, 21 log-spaced steps from 1 to
@@ -236,12 +230,12 @@ def ntk_denoise(
     **Poster.**  With ``Theta`` the NTK of the CNN at input ``y``
     (:func:`ntkutils.kernels.ntk_closed_form`, one kernel for all channels),
     ``Theta ~ V diag(lam) V^T`` and ``lr = 1/lambda_max``, gradient descent from ``z^0 = 0``
-    gives (:func:`ntkutils.filters.gd_filter`)
+    gives (:func:`ntkutils.spectral.gd_filter`)
 
     .. math:: z^t = V \\operatorname{diag}\\big(1 - (1 - lr\\,\\lambda_i)^t\\big) V^T y .
 
     SURE needs the divergence of the map ``y -> z^t``.  Because ``Theta`` is built from
-    ``y`` itself, the trace of the filter (:func:`ntkutils.filters.degrees_of_freedom`)
+    ``y`` itself, the trace of the filter (:func:`ntkutils.spectral.degrees_of_freedom`)
     badly underestimates it (the noise is fitted through the kernel too, and the
     fixed-kernel SURE then stops far too late).  So the divergence is estimated by Monte
     Carlo (Ramani, Blu & Unser 2008), ``b^T (z^t(y + eps b) - z^t(y)) / eps`` with one

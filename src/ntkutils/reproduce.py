@@ -412,7 +412,8 @@ def _discrepancy_index(residual: torch.Tensor, threshold: float) -> int:
 
 def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
     """Closed-form kernel of the vanilla CNN at input ``u``, Nyström, GD filter of ``y``."""
-    from .filters import degrees_of_freedom, gd_filter, landmark_pixels, nystrom_eigenpairs
+    from .nystrom import landmark_pixels, nystrom_eigenpairs
+    from .spectral import degrees_of_freedom, gd_filter
     from .images import psnr
     from .kernels import ntk_closed_form
 
@@ -525,7 +526,7 @@ def reproduce_grid(
     - *NTK + Nyström*: no training; the closed-form infinite-width kernel ``Theta`` of the
       vanilla CNN at input ``u`` (:func:`ntkutils.kernels.ntk_closed_form`), approximated
       from ``n_landmarks`` columns, and gradient descent in closed form,
-      ``z^t = (I - (I - Theta / lambda_max)^t) y`` (:func:`ntkutils.filters.gd_filter`);
+      ``z^t = (I - (I - Theta / lambda_max)^t) y`` (:func:`ntkutils.spectral.gd_filter`);
     - *Adam + autoencoder* (the deep image prior), *Adam + vanilla CNN*: Adam with the
       deep image prior's learning rate and per-step input perturbation.
 
