@@ -23,6 +23,7 @@ from ntkutils.spectral import bias_variance, degrees_of_freedom, eigh_psd, gd_fi
 from ntkutils.stopping import (  # noqa: E402
     degrees_of_freedom_mc,
     discrepancy_step,
+    log_step_grid,
     oracle_step,
     sure,
     sure_step,
@@ -103,6 +104,37 @@ def test_discrepancy_and_oracle_steps():
     x = 0.8 * y
     assert oracle_step(z, x, [10, 20, 30, 40, 50]) == 30
 
+
+
+
+@pytest.mark.parametrize("max_step, n, zero", [(10**6, 150, True), (10**5, 21, False),
+                                               (12345, 150, True), (7, 3, False)])
+def test_log_step_grid_is_rounded_powers(max_step, n, zero):
+    # t_k = max_step^(k / (n - 1)), rounded to the nearest int, repeats dropped
+    expected = {round(max_step ** (k / (n - 1))) for k in range(n)}
+    expected = sorted(expected | ({0} if zero else set()))
+    grid = log_step_grid(max_step, n, zero=zero)
+    assert grid.dtype == torch.int64 and grid.tolist() == expected
+    assert int(grid[-1]) == max_step
+
+
+def test_log_step_grid_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="max_step must be"):
+        log_step_grid(0)
+    with pytest.raises(ValueError, match="n_steps must be"):
+        log_step_grid(100, 0)
+    with pytest.raises(TypeError, match="zero must be True or False"):
+        log_step_grid(100, zero=1)
+
+
+def test_discrepancy_threshold_scales_with_tau_and_the_value_count():
+    y = torch.ones(3, 2, 2)  # d = 12 values
+    a = torch.tensor([0.0, 0.5, 0.8, 0.95])
+    z = a[:, None, None, None] * y  # residual 12 (1 - a)^2 = 12, 3, 0.48, 0.03
+    # d sigma^2 = 12 * 0.25 = 3: the first residual <= 3 is the second (equality counts)
+    assert discrepancy_step(y, z, 0.5, [0, 1, 2, 3]) == 1
+    # tau = 0.1: threshold 0.3, reached at a = 0.95 only
+    assert discrepancy_step(y, z, 0.5, [0, 1, 2, 3], tau=0.1) == 3
 
 
 # ------------------------------------------------------------------ argument checks

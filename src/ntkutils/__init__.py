@@ -50,6 +50,7 @@ from .spectral import (
 from .stopping import (
     degrees_of_freedom_mc,
     discrepancy_step,
+    log_step_grid,
     oracle_step,
     sure,
     sure_step,
@@ -78,7 +79,7 @@ __all__ = [
     "eigh_psd", "gd_filter", "gd_filter_iterative", "landmark_pixels",
     "nystrom_eigenpairs", "nlm_weights", "degrees_of_freedom",
     "degrees_of_freedom_mc", "sure", "sure_step", "discrepancy_step", "oracle_step",
-    "bias_variance",
+    "bias_variance", "log_step_grid",
     # the closed-form denoiser
     "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
     # training

@@ -31,6 +31,7 @@ from ntkutils._checks import (
 from ntkutils._checks import check_memory
 from ntkutils.nystrom import landmark_pixels, nystrom_eigenpairs
 from ntkutils.spectral import _check_steps, _remaining, eigh_psd, gd_filter
+from ntkutils.stopping import _discrepancy_index, _sure_curve, log_step_grid
 from ntkutils.windows import PROBE_EPS, windowed_filter
 
 __all__ = ["NTKDenoiseInfo", "WindowedDenoiseInfo", "ntk_denoise"]
@@ -346,7 +347,7 @@ def _windowed(y, sigma, sigma_estimated, patch_size, window, stride, pilot, step
         raise ValueError(f"recipe='windowed' stops by rule='sure' only, got rule={rule!r} "
                          f"(use recipe='poster' for the discrepancy rule)")
     if steps is None:
-        t = torch.logspace(0, 5, 21, dtype=torch.float64).round().unique()
+        t = log_step_grid(10**5, 21, zero=False).to(torch.float64)
     else:
         t = torch.unique(_check_steps(steps)).to(torch.float64)
         if float(t[0]) < 1:
@@ -399,8 +400,7 @@ def _poster(y, sigma, sigma_estimated, patch_size, depth, method, n_landmarks, s
                              f"{n_landmarks}")
         landmarks = landmark_pixels((H, W), n_landmarks, generator=generator)
     if steps is None:
-        grid = torch.logspace(0, 6, 150, dtype=torch.float64).round().long()
-        t = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long), grid]))
+        t = log_step_grid(10**6)
     else:
         t = torch.unique(_check_steps(steps))  # sorted
     y64 = y.detach().to(torch.float64)
@@ -438,8 +438,7 @@ def _poster(y, sigma, sigma_estimated, patch_size, depth, method, n_landmarks, s
         resid = (1.0 - fitted).pow(2) @ c2 + (yf.pow(2).sum() - c2.sum())  # (T,)
         if rule == "discrepancy":
             risk = resid
-            below = torch.nonzero(resid <= d * sigma**2)
-            idx = int(below[0]) if below.numel() else len(t) - 1
+            idx = _discrepancy_index(resid, d, sigma)
         else:
             eps = 1e-3
             b = torch.randn(y64.shape, generator=generator, dtype=torch.float64)
@@ -453,7 +452,7 @@ def _poster(y, sigma, sigma_estimated, patch_size, depth, method, n_landmarks, s
             del V_b
             divergence = (b_dot_zb - b_dot_z) / eps  # (T,)
             df = divergence / C
-            risk = resid - d * sigma**2 + 2 * sigma**2 * divergence
+            risk = _sure_curve(resid, d, sigma, 2 * sigma**2 * divergence)
             idx = int(torch.argmin(risk))
         rule_used = rule
     step = int(t[idx])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from torch import nn
 
 from ._checks import NTKUtilsError, check_float_dtype, check_patch_size, check_positive, check_sigma
 from ._progress import progress_bar
+from .stopping import _discrepancy_index, _squared_distance, log_step_grid
 
 __all__ = [
     "INPUTS",
@@ -404,12 +404,6 @@ class _Centred(nn.Module):
         return self.net(u) - self.offset
 
 
-def _discrepancy_index(residual: torch.Tensor, threshold: float) -> int:
-    """First index whose residual is at most ``threshold`` (the last if none)."""
-    below = torch.nonzero(residual <= threshold)
-    return int(below[0]) if below.numel() else residual.numel() - 1
-
-
 def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
     """Closed-form kernel of the vanilla CNN at input ``u``, Nyström, GD filter of ``y``."""
     from .nystrom import landmark_pixels, nystrom_eigenpairs
@@ -424,14 +418,12 @@ def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
                               columns=landmarks)  # (n, m)
     lam, V = nystrom_eigenpairs(columns, landmarks)
     lr = 1.0 / float(lam[0])
-    grid = torch.logspace(0, math.log10(s.ntk_max_step), 150, dtype=torch.float64)
-    steps = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long),
-                                    grid.round().long()]))  # (T,)
+    steps = log_step_grid(s.ntk_max_step)  # (T,)
     z = gd_filter(y.double(), lam, V, steps, lr=lr)  # (T, C, H, W)
     curve = torch.tensor([psnr(zt, x) for zt in z], dtype=torch.float64)  # (T,)
     best = int(torch.argmax(curve))
-    resid = (z - y.double()).pow(2).flatten(1).sum(1)  # (T,)
-    disc = _discrepancy_index(resid.cpu(), y.numel() * s.sigma**2)
+    resid = _squared_distance(z, y.double())  # (T,)
+    disc = _discrepancy_index(resid.cpu(), y.numel(), s.sigma)
     df = C * float(degrees_of_freedom(lam, [int(steps[best])], lr)[0])
     return GridCell(
         psnr=float(curve[best]), step=int(steps[best]),
@@ -460,7 +452,7 @@ def _trained_cell(net: nn.Module, u, y, x, optimizer: str, s: GridSettings, gene
               record_every=s.record_every,
               snapshot_steps=range(0, n_steps + 1, s.snapshot_every),
               generator=generator, progress=progress)
-    disc = _discrepancy_index(2.0 * res.loss, y.numel() * s.sigma**2)
+    disc = _discrepancy_index(2.0 * res.loss, y.numel(), s.sigma)
     return GridCell(
         psnr=float(res.best_psnr), step=int(res.best_step),
         psnr_discrepancy=float(res.psnr[disc]), step_discrepancy=int(res.steps[disc]),

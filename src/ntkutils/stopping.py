@@ -10,9 +10,14 @@ denoises, run to the end it returns the noise.  A stopping rule picks the step:
   the degrees of freedom of :func:`ntkutils.spectral.degrees_of_freedom` (a fixed kernel)
   or :func:`degrees_of_freedom_mc` (any denoiser, by Monte Carlo).
 
-Each takes the outputs ``z`` ``(T, C, H, W)`` at the candidate steps.
+Each takes the outputs ``z`` ``(T, C, H, W)`` at the candidate steps, which
+:func:`log_step_grid` spaces evenly on a log scale.  The rules themselves (the residual,
+the discrepancy threshold, the SURE formula) are written once, in private helpers that the
+kernel-filter pipeline and the poster's grid also call on their own curves.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -27,6 +32,7 @@ from ._checks import (
 from .spectral import _check_steps
 
 __all__ = [
+    "log_step_grid",
     "oracle_step",
     "discrepancy_step",
     "sure",
@@ -35,12 +41,88 @@ __all__ = [
 ]
 
 
+def log_step_grid(max_step: int, n_steps: int = 150, *, zero: bool = True) -> torch.Tensor:
+    """Candidate steps of gradient descent, evenly spaced on a log scale.
+
+    Parameters
+    ----------
+    max_step : int
+        The last step (>= 1).
+    n_steps : int, default 150
+        How many log-spaced values from 1 to ``max_step`` (before rounding).
+    zero : bool, default True
+        Also include step 0 (the output ``z^0``).
+
+    Returns
+    -------
+    torch.LongTensor, shape (T,)
+        The rounded steps, sorted, without the repeats that rounding makes among the
+        small ones (so ``T <= n_steps + 1``).
+
+    Notes
+    -----
+    :math:`t_k = \\operatorname{round}\\big(t_{max}^{k / (n - 1)}\\big)`, ``k = 0 .. n-1``.
+    The filter changes on a log scale of ``t`` (component ``i`` is fitted around
+    ``t ~ 1 / (lr lambda_i)``, and the eigenvalues span decades), so log-spaced candidates
+    cover every scale with a few hundred steps.  The poster's filter uses 0 and 150 steps
+    up to ``10^6``, the windowed one 21 steps from 1 to ``10^5``.
+
+    Examples
+    --------
+    >>> log_step_grid(1000, 4)
+    tensor([   0,    1,   10,  100, 1000])
+    >>> log_step_grid(100, 6, zero=False).tolist()  # 1, 2.5, 6.3, 15.8, 39.8, 100
+    [1, 3, 6, 16, 40, 100]
+    """
+    check_positive(max_step, "max_step", integer=True)
+    check_positive(n_steps, "n_steps", integer=True)
+    if not isinstance(zero, bool):
+        raise TypeError(f"zero must be True or False, got {zero!r}")
+    grid = torch.logspace(0, math.log10(max_step), n_steps, dtype=torch.float64)
+    steps = grid.round().long()  # (n_steps,)
+    if zero:
+        steps = torch.cat([torch.zeros(1, dtype=torch.long), steps])
+    return torch.unique(steps)  # sorted
+
+
+# ------------------------------------------------------------------ the rules, once
+def _squared_distance(z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``||z^t - ref||^2`` for every step: ``(T,)`` (the residual when ``ref`` is ``y``)."""
+    return (z - ref[None]).pow(2).flatten(1).sum(1)  # (T,)
+
+
+def _discrepancy_index(residual: torch.Tensor, d: int, sigma: float,
+                       tau: float = 1.0) -> int:
+    """Index of the first residual ``<= tau d sigma^2``, the last index if none is."""
+    below = torch.nonzero(residual <= tau * d * sigma**2)
+    return int(below[0]) if below.numel() else residual.numel() - 1
+
+
+def _sure_curve(residual: torch.Tensor, d: int, sigma: float,
+                penalty: torch.Tensor) -> torch.Tensor:
+    """SURE from the residual and the divergence penalty ``2 sigma^2 div``."""
+    return residual - d * sigma**2 + penalty
+
+
+# ------------------------------------------------------------------ checks
 def _check_trajectory(y, z, name_y: str = "y") -> None:
     check_image(y, name_y)
     check_tensor(z, "z", ndim=4)
     if tuple(z.shape[1:]) != tuple(y.shape):
         raise ValueError(f"z must be (T, C, H, W) with (C, H, W) = {tuple(y.shape)}, got "
                          f"shape {tuple(z.shape)}")
+
+
+def _check_steps_of(z, steps) -> torch.Tensor:
+    """``steps`` checked, one per row of ``z``."""
+    t = _check_steps(steps)
+    if t.numel() != z.shape[0]:
+        raise ValueError(f"steps must have one entry per row of z (T = {z.shape[0]}), got "
+                         f"{t.numel()}")
+    return t
+
+
+# ------------------------------------------------------------------ stopping rules
 
 
 def sure(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -98,8 +180,8 @@ def sure(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float) -> to
     check_sigma(sigma, "sigma")
     C = y.shape[0]
     d = y.numel()
-    resid = (z - y[None]).pow(2).flatten(1).sum(1)  # (T,)
-    return resid - d * sigma**2 + 2 * sigma**2 * C * df.to(resid.dtype)
+    resid = _squared_distance(z, y)  # (T,)
+    return _sure_curve(resid, d, sigma, 2 * sigma**2 * C * df.to(resid.dtype))
 
 
 def sure_step(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float,
@@ -131,10 +213,7 @@ def sure_step(y: torch.Tensor, z: torch.Tensor, df: torch.Tensor, sigma: float,
     >>> sure_step(y, z, torch.tensor([0.0, 4.0]), 0.5, [0, 10])
     10
     """
-    t = _check_steps(steps)
-    if t.numel() != z.shape[0]:
-        raise ValueError(f"steps must have one entry per row of z (T = {z.shape[0]}), got "
-                         f"{t.numel()}")
+    t = _check_steps_of(z, steps)
     return int(t[int(torch.argmin(sure(y, z, df, sigma)))])
 
 
@@ -178,16 +257,11 @@ def discrepancy_step(y: torch.Tensor, z: torch.Tensor, sigma: float, steps, *,
     _check_trajectory(y, z)
     check_sigma(sigma, "sigma")
     check_positive(tau, "tau")
-    t = _check_steps(steps)
-    if t.numel() != z.shape[0]:
-        raise ValueError(f"steps must have one entry per row of z (T = {z.shape[0]}), got "
-                         f"{t.numel()}")
+    t = _check_steps_of(z, steps)
     if t.numel() > 1 and bool((t[1:] <= t[:-1]).any()):
         raise ValueError(f"steps must be increasing (the first step below the threshold is "
                          f"chosen), got {t.tolist()[:8]}")
-    resid = (z - y[None]).pow(2).flatten(1).sum(1)  # (T,)
-    below = torch.nonzero(resid <= tau * y.numel() * sigma**2)
-    return int(t[int(below[0])]) if below.numel() else int(t[-1])
+    return int(t[_discrepancy_index(_squared_distance(z, y), y.numel(), sigma, tau)])
 
 
 def oracle_step(z: torch.Tensor, x: torch.Tensor, steps) -> int:
@@ -223,12 +297,8 @@ def oracle_step(z: torch.Tensor, x: torch.Tensor, steps) -> int:
     """
     _check_trajectory(x, z, "x")
     check_scale(x, "x")
-    t = _check_steps(steps)
-    if t.numel() != z.shape[0]:
-        raise ValueError(f"steps must have one entry per row of z (T = {z.shape[0]}), got "
-                         f"{t.numel()}")
-    err = (z - x[None]).pow(2).flatten(1).sum(1)  # (T,)
-    return int(t[int(torch.argmin(err))])
+    t = _check_steps_of(z, steps)
+    return int(t[int(torch.argmin(_squared_distance(z, x)))])
 
 
 def degrees_of_freedom_mc(denoiser, y: torch.Tensor, *, eps: float = 1e-3,
