@@ -10,6 +10,7 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.nystrom`  approximate eigenpairs from a few kernel columns
 - :mod:`ntkutils.stopping` when to stop: oracle, discrepancy principle, SURE
 - :mod:`ntkutils.baselines` non-local means, to compare with
+- :mod:`ntkutils.pipeline` the kernel filter in one call: NTK, eigenpairs, GD, stopping
 - :mod:`ntkutils.windows`  the NTK filter of centred patches in local windows
 - :mod:`ntkutils.denoise`  the closed-form NTK denoiser (the paper's filter and the windowed one)
 - :mod:`ntkutils.training` fitting a network to one image with GD or Adam
@@ -32,6 +33,7 @@ from .networks import (
     count_parameters,
 )
 from .nystrom import landmark_pixels, nystrom_eigenpairs
+from .pipeline import KernelFilter, ntk_filter
 from .reproduce import (
     POSTER_PSNR,
     GridResult,
@@ -80,8 +82,8 @@ __all__ = [
     "nystrom_eigenpairs", "nlm_weights", "degrees_of_freedom",
     "degrees_of_freedom_mc", "sure", "sure_step", "discrepancy_step", "oracle_step",
     "bias_variance", "log_step_grid",
-    # the closed-form denoiser
-    "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
+    # the kernel-filter pipeline and the closed-form denoiser
+    "ntk_filter", "KernelFilter", "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
     # training
     "fit", "FitResult", "WeightChange", "make_noise_input", "ntk_largest_eigenvalue",
     # the poster's grid (chapter 7, python -m ntkutils reproduce)

@@ -27,7 +27,9 @@ from torch import nn
 
 from ._checks import NTKUtilsError, check_float_dtype, check_patch_size, check_positive, check_sigma
 from ._progress import progress_bar
-from .stopping import _discrepancy_index, _squared_distance, log_step_grid
+from .pipeline import _ntk_filter
+from .spectral import _degrees_of_freedom
+from .stopping import _discrepancy_index, log_step_grid
 
 __all__ = [
     "INPUTS",
@@ -406,31 +408,18 @@ class _Centred(nn.Module):
 
 def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
     """Closed-form kernel of the vanilla CNN at input ``u``, Nyström, GD filter of ``y``."""
-    from .nystrom import landmark_pixels, nystrom_eigenpairs
-    from .spectral import degrees_of_freedom, gd_filter
-    from .images import psnr
-    from .kernels import ntk_closed_form
-
     start = time.perf_counter()
-    C, H, W = y.shape
-    landmarks = landmark_pixels((H, W), s.n_landmarks, generator=generator)
-    columns = ntk_closed_form(u.double(), s.patch_size, s.vanilla_depth,
-                              columns=landmarks)  # (n, m)
-    lam, V = nystrom_eigenpairs(columns, landmarks)
-    lr = 1.0 / float(lam[0])
-    steps = log_step_grid(s.ntk_max_step)  # (T,)
-    z = gd_filter(y.double(), lam, V, steps, lr=lr)  # (T, C, H, W)
-    curve = torch.tensor([psnr(zt, x) for zt in z], dtype=torch.float64)  # (T,)
-    best = int(torch.argmax(curve))
-    resid = _squared_distance(z, y.double())  # (T,)
-    disc = _discrepancy_index(resid.cpu(), y.numel(), s.sigma)
-    df = C * float(degrees_of_freedom(lam, [int(steps[best])], lr)[0])
+    f = _ntk_filter(u, y, s.patch_size, s.vanilla_depth, "nystrom", s.n_landmarks,
+                    log_step_grid(s.ntk_max_step), "sure", s.sigma, x, True, generator)
+    residual = f.residual.cpu()  # (T,)
+    disc = _discrepancy_index(residual, y.numel(), s.sigma)
+    df = y.shape[0] * float(_degrees_of_freedom(f.eigvals, torch.tensor([f.step]), f.lr)[0])
     return GridCell(
-        psnr=float(curve[best]), step=int(steps[best]),
-        psnr_discrepancy=float(curve[disc]), step_discrepancy=int(steps[disc]),
-        x_hat=z[best].float().cpu(), steps=steps.cpu(), psnr_curve=curve,
-        residual=resid.cpu(), snapshots={}, n_parameters=None, degrees_of_freedom=df,
-        kernel_eigvals=lam.cpu(), landmarks=landmarks.cpu(), lr=lr,
+        psnr=float(f.psnr[f.index]), step=f.step,
+        psnr_discrepancy=float(f.psnr[disc]), step_discrepancy=int(f.steps[disc]),
+        x_hat=f.x_hat.float().cpu(), steps=f.steps.cpu(), psnr_curve=f.psnr,
+        residual=residual, snapshots={}, n_parameters=None, degrees_of_freedom=df,
+        kernel_eigvals=f.eigvals.cpu(), landmarks=f.landmarks.cpu(), lr=f.lr,
         seconds=time.perf_counter() - start,
     )
 
@@ -518,7 +507,8 @@ def reproduce_grid(
     - *NTK + Nyström*: no training; the closed-form infinite-width kernel ``Theta`` of the
       vanilla CNN at input ``u`` (:func:`ntkutils.kernels.ntk_closed_form`), approximated
       from ``n_landmarks`` columns, and gradient descent in closed form,
-      ``z^t = (I - (I - Theta / lambda_max)^t) y`` (:func:`ntkutils.spectral.gd_filter`);
+      ``z^t = (I - (I - Theta / lambda_max)^t) y``: the pipeline
+      :func:`ntkutils.pipeline.ntk_filter` with ``estimates=True``;
     - *Adam + autoencoder* (the deep image prior), *Adam + vanilla CNN*: Adam with the
       deep image prior's learning rate and per-step input perturbation.
 

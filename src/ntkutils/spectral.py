@@ -247,22 +247,33 @@ def gd_filter(y: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, ste
     check_memory(itemsize * len(t) * (2 * C * n + eigvals.numel()),
                  f"gd_filter at {len(t)} steps of a {C}x{H}x{W} image",
                  "pass fewer steps (a log-spaced grid, e.g. torch.logspace) or a smaller image")
-    V = eigvecs.to(dtype)
-    _check_orthonormal(V)
-    r = y.to(dtype).reshape(C, n)  # (C, n)
+    _check_orthonormal(eigvecs.to(dtype))
     if z0 is not None:
         check_image(z0, "z0")
         if z0.shape != y.shape:
             raise ValueError(f"z0 must have the shape of y {tuple(y.shape)}, got "
                              f"{tuple(z0.shape)}")
+    return _gd_filter(y, eigvals, eigvecs, t, lr, z0)
+
+
+def _gd_filter(y: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor,
+               steps: torch.Tensor, lr: float, z0: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """:func:`gd_filter` for checked arguments: ``steps`` an int64 tensor, ``lr`` a float."""
+    C, H, W = y.shape
+    n = H * W
+    dtype = torch.promote_types(eigvecs.dtype, y.dtype)
+    V = eigvecs.to(dtype)
+    r = y.to(dtype).reshape(C, n)  # (C, n)
+    if z0 is not None:
         z0f = z0.to(dtype).reshape(C, n)  # (C, n)
         r = r - z0f
     coef = r @ V  # (C, m): <v_i, y - z0>
-    fitted = 1.0 - _remaining(eigvals.to(dtype), t.to(y.device), lr)  # (T, m)
+    fitted = 1.0 - _remaining(eigvals.to(dtype), steps.to(y.device), lr)  # (T, m)
     z = torch.einsum("tm,cm,nm->tcn", fitted, coef, V)  # (T, C, n)
     if z0 is not None:
         z = z + z0f[None]
-    return z.reshape(len(t), C, H, W).to(y.dtype)  # (T, C, H, W)
+    return z.reshape(len(steps), C, H, W).to(y.dtype)  # (T, C, H, W)
 
 
 def _power_iteration(K: torch.Tensor, n_iter: int = 100) -> float:
@@ -391,7 +402,13 @@ def degrees_of_freedom(eigvals: torch.Tensor, steps, lr: float | None = None) ->
                          f"{float(eigvals.min()):.3g}")
     t = _check_steps(steps)
     lr = _check_lr(lr, eigvals)
-    return (1.0 - _remaining(eigvals, t.to(eigvals.device), lr)).sum(1)
+    return _degrees_of_freedom(eigvals, t, lr)
+
+
+def _degrees_of_freedom(eigvals: torch.Tensor, steps: torch.Tensor, lr: float
+                        ) -> torch.Tensor:
+    """:func:`degrees_of_freedom` for checked arguments: ``sum_i 1 - (1 - lr lam_i)^t``."""
+    return (1.0 - _remaining(eigvals, steps.to(eigvals.device), lr)).sum(1)  # (T,)
 
 
 

@@ -40,6 +40,9 @@ __all__ = [
     "degrees_of_freedom_mc",
 ]
 
+#: Monte-Carlo SURE probe size (on the [0, 1] scale): the probe is ``y + PROBE_EPS b``.
+PROBE_EPS = 1e-3
+
 
 def log_step_grid(max_step: int, n_steps: int = 150, *, zero: bool = True) -> torch.Tensor:
     """Candidate steps of gradient descent, evenly spaced on a log scale.
