@@ -23,13 +23,8 @@ from skimage.util import img_as_float, img_as_ubyte
 from ._checks import NTKUtilsError
 from .denoise import WindowedDenoiseInfo, ntk_denoise
 from .images import estimate_sigma, list_images, psnr
-from .reproduce import (
-    _check_device,
-    format_settings,
-    format_table,
-    plot_grid,
-    reproduce_grid,
-)
+from .reproduce import format_settings, format_table, plot_grid, reproduce_grid
+from .reproduce.settings import _check_device
 
 __all__ = ["main", "read_png", "write_png"]
 
