@@ -44,23 +44,25 @@ def gauss_kernel(u, k=3, h=0.3):
     return torch.exp(-torch.cdist(P, P).pow(2) / h**2)
 
 
-@pytest.fixture(scope="module")
-def small():
-    """A 16x16 camera crop, its noisy version and the arc-cos kernel of the noisy image."""
-    x = load_image("camera", size=16).double()
-    y = add_noise(x, SIGMA, generator=gen(0))
+def _camera(size, seed):
+    """A camera crop, its noisy version and the arc-cos kernel of the noisy image."""
+    x = load_image("camera", size=size).double()
+    y = add_noise(x, SIGMA, generator=gen(seed))
     K = arccos_ntk(y)
     lam, V = eigh_psd(K)
     return x, y, K, lam, V
+
+
+@pytest.fixture(scope="module")
+def small():
+    """16 x 16: (x, y, K, lam, V)."""
+    return _camera(16, 0)
 
 
 @pytest.fixture(scope="module")
 def camera32():
-    x = load_image("camera", size=32).double()
-    y = add_noise(x, SIGMA, generator=gen(1))
-    K = arccos_ntk(y)
-    lam, V = eigh_psd(K)
-    return x, y, K, lam, V
+    """32 x 32: (x, y, K, lam, V)."""
+    return _camera(32, 1)
 
 
 def filter_matrix(K, lr, t):

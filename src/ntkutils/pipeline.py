@@ -15,6 +15,7 @@ whole trajectory as a :class:`KernelFilter`.  The poster's recipe of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -266,10 +267,8 @@ def _ntk_filter(u, y, patch_size, depth, method, n_landmarks, t, rule, sigma, x,
     landmarks = None
     if method == "nystrom":
         landmarks = landmark_pixels((H, W), n_landmarks, generator=generator)
-    def eigenpairs(v):  # the NTK of input v
-        return _eigenpairs(v, patch_size, depth, landmarks)
-
-    lam, V = eigenpairs(u64)
+    eigenpairs = partial(_eigenpairs, patch_size=patch_size, depth=depth, landmarks=landmarks)
+    lam, V = eigenpairs(u64)  # of the NTK of u
     rule = "oracle" if x is not None else rule
     if not float(lam[0]) > 0:
         return _zero_kernel(y64, t, rule, lam, V, landmarks)

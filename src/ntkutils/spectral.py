@@ -116,6 +116,13 @@ def _check_lr(lr, eigvals: torch.Tensor) -> float:
     return float(lr)
 
 
+def _check_filter(image, name: str, eigvals, eigvecs, steps, lr) -> tuple[torch.Tensor, float]:
+    """An image, eigenpairs on its ``H*W`` pixels, steps and ``lr``: (steps, lr)."""
+    check_image(image, name)
+    _check_eigpairs(eigvals, eigvecs, image.shape[1] * image.shape[2])
+    return _check_steps(steps), _check_lr(lr, eigvals)
+
+
 def _remaining(eigvals: torch.Tensor, steps: torch.Tensor, lr: float) -> torch.Tensor:
     """``(1 - lr lam_i)^t`` as ``(T, m)``: what is *left* of component ``i`` after ``t`` steps."""
     base = 1.0 - lr * eigvals  # (m,)
@@ -236,12 +243,9 @@ def gd_filter(y: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, ste
     <BLANKLINE>
             [[1.0000, 3.0000]]], dtype=torch.float64)
     """
-    check_image(y, "y")
+    t, lr = _check_filter(y, "y", eigvals, eigvecs, steps, lr)
     C, H, W = y.shape
     n = H * W
-    _check_eigpairs(eigvals, eigvecs, n)
-    t = _check_steps(steps)
-    lr = _check_lr(lr, eigvals)
     dtype = torch.promote_types(eigvecs.dtype, y.dtype)
     itemsize = torch.empty((), dtype=dtype).element_size()
     check_memory(itemsize * len(t) * (2 * C * n + eigvals.numel()),
@@ -456,13 +460,10 @@ def bias_variance(x: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor,
     >>> b.round(decimals=6), v.round(decimals=6)  # x is the top eigenvector, lr = 1/3
     (tensor([2., 0.], dtype=torch.float64), tensor([0.0000, 0.0111], dtype=torch.float64))
     """
-    check_image(x, "x")
+    t, lr = _check_filter(x, "x", eigvals, eigvecs, steps, lr)
+    check_sigma(sigma, "sigma")
     C, H, W = x.shape
     n = H * W
-    _check_eigpairs(eigvals, eigvecs, n)
-    t = _check_steps(steps)
-    lr = _check_lr(lr, eigvals)
-    check_sigma(sigma, "sigma")
     dtype = torch.promote_types(eigvecs.dtype, x.dtype)
     V = eigvecs.to(dtype)
     xf = x.to(dtype).reshape(C, n)  # (C, n)
