@@ -8,12 +8,8 @@ import torch
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from ntkutils.denoise import ntk_denoise  # noqa: E402
-from ntkutils.filters import (  # noqa: E402
-    discrepancy_step,
-    eigh_psd,
-    gd_filter,
-    oracle_step,
-)
+from ntkutils.spectral import eigh_psd, gd_filter  # noqa: E402
+from ntkutils.stopping import discrepancy_step, oracle_step  # noqa: E402
 from ntkutils.images import add_noise, load_image, psnr  # noqa: E402
 from ntkutils.kernels import ntk_closed_form  # noqa: E402
 

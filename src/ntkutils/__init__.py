@@ -6,7 +6,11 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.images`   load the shipped test images, add noise, PSNR
 - :mod:`ntkutils.networks` the single-hidden-layer CNN, a vanilla CNN, an encoder-decoder
 - :mod:`ntkutils.kernels`  the neural tangent kernel: closed form and empirical
-- :mod:`ntkutils.filters`  the gradient-descent (twicing) filter, Nyström, stopping rules
+- :mod:`ntkutils.spectral` the gradient-descent (twicing) filter of a kernel's eigenpairs
+- :mod:`ntkutils.nystrom`  approximate eigenpairs from a few kernel columns
+- :mod:`ntkutils.stopping` when to stop: oracle, discrepancy principle, SURE
+- :mod:`ntkutils.baselines` non-local means, to compare with
+- :mod:`ntkutils.pipeline` the kernel filter in one call: NTK, eigenpairs, GD, stopping
 - :mod:`ntkutils.windows`  the NTK filter of centred patches in local windows
 - :mod:`ntkutils.denoise`  the closed-form NTK denoiser (the paper's filter and the windowed one)
 - :mod:`ntkutils.training` fitting a network to one image with GD or Adam
@@ -18,22 +22,8 @@ Nothing runs at import.
 # The public API, re-exported explicitly so a reader sees where each name lives.
 from . import course, exercises, plotting, widgets
 from ._checks import NTKUtilsError
+from .baselines import nlm_weights
 from .denoise import NTKDenoiseInfo, WindowedDenoiseInfo, ntk_denoise
-from .filters import (
-    bias_variance,
-    degrees_of_freedom,
-    degrees_of_freedom_mc,
-    discrepancy_step,
-    eigh_psd,
-    gd_filter,
-    gd_filter_iterative,
-    landmark_pixels,
-    nlm_weights,
-    nystrom_eigenpairs,
-    oracle_step,
-    sure,
-    sure_step,
-)
 from .images import add_noise, estimate_sigma, list_images, load_image, psnr
 from .kernels import arccos_kernel, extract_patches, ntk_closed_form, ntk_empirical
 from .networks import (
@@ -42,6 +32,8 @@ from .networks import (
     build_vanilla_cnn,
     count_parameters,
 )
+from .nystrom import landmark_pixels, nystrom_eigenpairs
+from .pipeline import KernelFilter, ntk_filter
 from .reproduce import (
     POSTER_PSNR,
     GridResult,
@@ -49,6 +41,21 @@ from .reproduce import (
     grid_settings,
     plot_grid,
     reproduce_grid,
+)
+from .spectral import (
+    bias_variance,
+    degrees_of_freedom,
+    eigh_psd,
+    gd_filter,
+    gd_filter_iterative,
+)
+from .stopping import (
+    degrees_of_freedom_mc,
+    discrepancy_step,
+    log_step_grid,
+    oracle_step,
+    sure,
+    sure_step,
 )
 from .training import (
     FitResult,
@@ -74,9 +81,9 @@ __all__ = [
     "eigh_psd", "gd_filter", "gd_filter_iterative", "landmark_pixels",
     "nystrom_eigenpairs", "nlm_weights", "degrees_of_freedom",
     "degrees_of_freedom_mc", "sure", "sure_step", "discrepancy_step", "oracle_step",
-    "bias_variance",
-    # the closed-form denoiser
-    "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
+    "bias_variance", "log_step_grid",
+    # the kernel-filter pipeline and the closed-form denoiser
+    "ntk_filter", "KernelFilter", "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
     # training
     "fit", "FitResult", "WeightChange", "make_noise_input", "ntk_largest_eigenvalue",
     # the poster's grid (chapter 7, python -m ntkutils reproduce)

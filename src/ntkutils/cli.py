@@ -7,16 +7,24 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
-import math
-
+import imageio.v3 as iio
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from skimage.io import imsave
+from skimage.util import img_as_float, img_as_ubyte
 
 from ._checks import NTKUtilsError
+from .denoise import WindowedDenoiseInfo, ntk_denoise
+from .images import estimate_sigma, list_images, psnr
+from .reproduce import format_settings, format_table, plot_grid, reproduce_grid
+from .reproduce.settings import _check_device
 
 __all__ = ["main", "read_png", "write_png"]
 
@@ -84,9 +92,6 @@ def read_png(path: str | Path) -> torch.Tensor:
     >>> tuple(read_png(f).shape)
     (1, 4, 4)
     """
-    import imageio.v3 as iio
-    from skimage.util import img_as_float
-
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"input file not found: {path}")
@@ -125,9 +130,6 @@ def write_png(x: torch.Tensor, path: str | Path) -> None:
     >>> import tempfile, os
     >>> write_png(torch.zeros(3, 2, 2), os.path.join(tempfile.mkdtemp(), "b.png"))
     """
-    from skimage.io import imsave
-    from skimage.util import img_as_ubyte
-
     path = Path(path)
     if not path.parent.is_dir():
         raise CommandError(f"output folder does not exist: {path.parent}")
@@ -137,39 +139,11 @@ def write_png(x: torch.Tensor, path: str | Path) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> None:
-    from .denoise import ntk_denoise
-    from .images import psnr
-
-    if args.sigma is not None:
-        if not math.isfinite(args.sigma) or args.sigma <= 0:
-            raise CommandError(f"--sigma must be a noise level > 0 on the 0-255 scale (25 "
-                               f"for 'sigma = 25'), got {args.sigma}")
-        if args.sigma <= 1:
-            raise CommandError(f"--sigma {args.sigma:g} looks like the [0, 1] scale, but the "
-                               f"command line takes sigma on the 0-255 scale: pass --sigma "
-                               f"{args.sigma * 255:g}")
-        if args.sigma > 255:
-            raise CommandError(f"--sigma must be on the 0-255 scale (at most 255), got "
-                               f"{args.sigma:g}")
+    _check_sigma_option(args.sigma)
     _check_recipe_options(args)
     _check_output(args.output)
-    y = read_png(args.input)
-    clean = read_png(args.clean) if args.clean else None
-    if clean is not None and clean.shape != y.shape:
-        raise CommandError(
-            f"--clean has shape {tuple(clean.shape)} but the input has {tuple(y.shape)}"
-        )
+    y, clean = _read_inputs(args)
     sigma = None if args.sigma is None else args.sigma / 255.0
-    if sigma is None:
-        from .images import estimate_sigma
-
-        if not estimate_sigma(y) > 0:
-            raise CommandError("the noise level cannot be estimated from the input (it has "
-                               "no noise: a constant image); pass --sigma")
-    n_pixels = y.shape[1] * y.shape[2]
-    if args.landmarks is not None and args.landmarks > n_pixels:
-        raise CommandError(f"--landmarks must be at most the {n_pixels} pixels of the input, "
-                           f"got {args.landmarks}")
     if args.recipe == "windowed":
         options = dict(window=args.window, stride=args.stride,
                        pilot=False if args.no_pilot else None)
@@ -185,21 +159,59 @@ def _denoise(args: argparse.Namespace) -> None:
     c, h, w = y.shape
     print(f"image {h}x{w}, {'gray' if c == 1 else 'colour'}; sigma = "
           f"{info.sigma * 255:.1f}/255 ({'given' if sigma is not None else 'estimated'})")
-    k = info.patch_size
-    if args.recipe == "windowed":
-        steps = info.steps
-        print(f"kernel: centred {k}x{k} patches in {info.steps.numel()} windows of "
-              f"{info.window}x{info.window}" + (", pilot pass" if info.pilot else "")
-              + f"; steps {int(steps.min())}-{int(steps.max())} (median "
-              f"{int(steps.median())}) chosen by {info.rule}; {seconds:.1f} s")
-    else:
-        print(f"kernel: {info.method}" + (f" with {info.n_landmarks} landmarks"
-                                         if info.method == "nystrom" else "")
-              + f", patch {k}x{k}; step t = {info.step} chosen by {info.rule}; "
-              f"{seconds:.1f} s")
+    print(_describe_kernel(info, seconds))
     if clean is not None:
         print(f"PSNR: noisy {psnr(y, clean):.2f} dB -> denoised {psnr(x_hat, clean):.2f} dB")
     print(f"wrote {args.output}")
+
+
+def _check_sigma_option(sigma: float | None) -> None:
+    """``--sigma`` on the 0-255 scale, when given."""
+    if sigma is None:
+        return
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise CommandError(f"--sigma must be a noise level > 0 on the 0-255 scale (25 "
+                           f"for 'sigma = 25'), got {sigma}")
+    if sigma <= 1:
+        raise CommandError(f"--sigma {sigma:g} looks like the [0, 1] scale, but the "
+                           f"command line takes sigma on the 0-255 scale: pass --sigma "
+                           f"{sigma * 255:g}")
+    if sigma > 255:
+        raise CommandError(f"--sigma must be on the 0-255 scale (at most 255), got "
+                           f"{sigma:g}")
+
+
+def _read_inputs(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The noisy image and the optional clean one, checked against the options."""
+    y = read_png(args.input)
+    clean = read_png(args.clean) if args.clean else None
+    if clean is not None and clean.shape != y.shape:
+        raise CommandError(
+            f"--clean has shape {tuple(clean.shape)} but the input has {tuple(y.shape)}"
+        )
+    if args.sigma is None and not estimate_sigma(y) > 0:
+        raise CommandError("the noise level cannot be estimated from the input (it has "
+                           "no noise: a constant image); pass --sigma")
+    n_pixels = y.shape[1] * y.shape[2]
+    if args.landmarks is not None and args.landmarks > n_pixels:
+        raise CommandError(f"--landmarks must be at most the {n_pixels} pixels of the input, "
+                           f"got {args.landmarks}")
+    return y, clean
+
+
+def _describe_kernel(info, seconds: float) -> str:
+    """One line on the kernel and the steps a denoising run used."""
+    k = info.patch_size
+    if isinstance(info, WindowedDenoiseInfo):
+        steps = info.steps
+        return (f"kernel: centred {k}x{k} patches in {info.steps.numel()} windows of "
+                f"{info.window}x{info.window}" + (", pilot pass" if info.pilot else "")
+                + f"; steps {int(steps.min())}-{int(steps.max())} (median "
+                f"{int(steps.median())}) chosen by {info.rule}; {seconds:.1f} s")
+    return (f"kernel: {info.method}" + (f" with {info.n_landmarks} landmarks"
+                                       if info.method == "nystrom" else "")
+            + f", patch {k}x{k}; step t = {info.step} chosen by {info.rule}; "
+            f"{seconds:.1f} s")
 
 
 def _check_recipe_options(args: argparse.Namespace) -> None:
@@ -228,14 +240,7 @@ def _check_recipe_options(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    import matplotlib
-
     matplotlib.use("Agg")  # a command writes files; it never opens a window
-    import matplotlib.pyplot as plt
-
-    from .images import list_images
-    from .reproduce import format_settings, format_table, plot_grid, reproduce_grid
-
     # "test" is a tiny size for the package's own tests, left out of the help
     if args.scale not in ("cpu", "paper", "test"):
         raise CommandError(f"--scale must be 'cpu' or 'paper', got {args.scale!r}")
@@ -244,8 +249,6 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.seed < 0:
         raise CommandError(f"--seed must be >= 0, got {args.seed}")
     if args.device is not None:
-        from .reproduce import _check_device
-
         try:
             _check_device(args.device)
         except NTKUtilsError as err:

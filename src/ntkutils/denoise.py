@@ -6,7 +6,8 @@ The poster's claim "CNNs can be replaced by closed form NTK + Nyström" as one f
 - ``recipe="poster"``, the paper's filter: the infinite-width NTK of the single-hidden-layer
   CNN (or of a deeper vanilla CNN) built from the noisy image's own raw patches over the whole
   image, its eigenpairs (exactly, or by Nyström from a few landmark columns), gradient descent
-  in closed form for every step at once, one step for the whole image.
+  in closed form for every step at once, one step for the whole image: the kernel-filter
+  pipeline :func:`ntkutils.pipeline.ntk_filter` with ``u = y``.
 - ``recipe="windowed"`` (the default), the course's denoiser: the same kernel of *centred*
   patches in small overlapping windows (:mod:`ntkutils.windows`), a step per window, then a
   second pass with the kernel of that first estimate (the pilot).
@@ -23,29 +24,19 @@ import torch
 from ntkutils._checks import (
     check_generator,
     check_image,
+    check_memory,
     check_patch_size,
     check_positive,
     check_scale,
     check_sigma,
 )
-from ntkutils._checks import check_memory
-from ntkutils.filters import (
-    _check_steps,
-    _remaining,
-    eigh_psd,
-    gd_filter,
-    landmark_pixels,
-    nystrom_eigenpairs,
-)
-from ntkutils.windows import PROBE_EPS, windowed_filter
+from ntkutils.images import estimate_sigma
+from ntkutils.pipeline import _check_clean_image, _check_options, _ntk_filter
+from ntkutils.spectral import _check_steps
+from ntkutils.stopping import PROBE_EPS, log_step_grid
+from ntkutils.windows import windowed_filter
 
 __all__ = ["NTKDenoiseInfo", "WindowedDenoiseInfo", "ntk_denoise"]
-
-#: Images with at most this many pixels (64 x 64) use the exact eigendecomposition.
-EXACT_MAX_PIXELS = 4096
-
-#: ``method="exact"`` is refused above this many pixels (128 x 128: a 2 GiB kernel).
-EXACT_LIMIT_PIXELS = 16384
 
 _RULES = ("sure", "discrepancy")
 _RECIPES = ("windowed", "poster")
@@ -148,16 +139,6 @@ class WindowedDenoiseInfo:
     seconds: float
 
 
-def _eigenpairs(u, patch_size, depth, landmarks):
-    """Eigenpairs of the NTK of input ``u``: exact, or Nyström on ``landmarks``."""
-    from ntkutils.kernels import ntk_closed_form
-
-    if landmarks is None:
-        return eigh_psd(ntk_closed_form(u, patch_size, depth))
-    columns = ntk_closed_form(u, patch_size, depth, columns=landmarks)  # (n, m)
-    return nystrom_eigenpairs(columns, landmarks)
-
-
 def ntk_denoise(
     y: torch.Tensor,
     sigma: float | None = None,
@@ -207,7 +188,7 @@ def ntk_denoise(
         10 s at 64 x 64); ``"nystrom"`` uses ``n_landmarks`` columns; ``"auto"`` is exact up
         to ``n = 4096`` pixels (64 x 64), Nyström above.
     n_landmarks : int, default 512
-        Poster only: landmark pixels for Nyström (:func:`ntkutils.filters.landmark_pixels`).
+        Poster only: landmark pixels for Nyström (:func:`ntkutils.nystrom.landmark_pixels`).
     steps : sequence of int or 1-D integer tensor, optional
         Candidate gradient-descent steps (``lr = 1/lambda_max``).  Default: poster, ``0``
         and 150 log-spaced steps up to ``10^6``; windowed, 21 log-spaced steps from 1 to
@@ -236,12 +217,12 @@ def ntk_denoise(
     **Poster.**  With ``Theta`` the NTK of the CNN at input ``y``
     (:func:`ntkutils.kernels.ntk_closed_form`, one kernel for all channels),
     ``Theta ~ V diag(lam) V^T`` and ``lr = 1/lambda_max``, gradient descent from ``z^0 = 0``
-    gives (:func:`ntkutils.filters.gd_filter`)
+    gives (:func:`ntkutils.spectral.gd_filter`)
 
     .. math:: z^t = V \\operatorname{diag}\\big(1 - (1 - lr\\,\\lambda_i)^t\\big) V^T y .
 
     SURE needs the divergence of the map ``y -> z^t``.  Because ``Theta`` is built from
-    ``y`` itself, the trace of the filter (:func:`ntkutils.filters.degrees_of_freedom`)
+    ``y`` itself, the trace of the filter (:func:`ntkutils.spectral.degrees_of_freedom`)
     badly underestimates it (the noise is fitted through the kernel too, and the
     fixed-kernel SURE then stops far too late).  So the divergence is estimated by Monte
     Carlo (Ramani, Blu & Unser 2008), ``b^T (z^t(y + eps b) - z^t(y)) / eps`` with one
@@ -288,27 +269,14 @@ def ntk_denoise(
     start = time.perf_counter()
     check_image(y, "y")
     check_scale(y, "y", noisy=True)
-    if recipe not in _RECIPES:
-        raise ValueError(f"recipe must be 'windowed' or 'poster', got {recipe!r}")
-    given = {"window": window, "stride": stride, "pilot": pilot, "depth": depth,
-             "method": method, "n_landmarks": n_landmarks}
-    other = _POSTER_ONLY if recipe == "windowed" else _WINDOWED_ONLY
-    wrong = [name for name in other if given[name] is not None]
-    if wrong:
-        owner = "poster" if recipe == "windowed" else "windowed"
-        raise ValueError(f"{', '.join(wrong)} only apply to recipe={owner!r}; this call uses "
-                         f"recipe={recipe!r}")
+    _check_recipe(recipe, {"window": window, "stride": stride, "pilot": pilot,
+                           "depth": depth, "method": method, "n_landmarks": n_landmarks})
     if rule not in _RULES:
         raise ValueError(f"rule must be 'sure' or 'discrepancy', got {rule!r}")
     check_generator(generator)
     if not isinstance(return_info, bool):
         raise TypeError(f"return_info must be a bool, got {return_info!r}")
-    if x is not None:
-        check_image(x, "x")
-        check_scale(x, "x")
-        if x.shape != y.shape:
-            raise ValueError(f"x must have the shape of y {tuple(y.shape)}, got "
-                             f"{tuple(x.shape)}")
+    _check_clean_image(x, y)
     sigma_estimated = sigma is None
     sigma = _noise_level(y, sigma)
     if recipe == "windowed":
@@ -320,13 +288,23 @@ def ntk_denoise(
                    return_info, start)
 
 
+def _check_recipe(recipe, given) -> None:
+    """A known recipe, and none of the other recipe's options among those ``given``."""
+    if recipe not in _RECIPES:
+        raise ValueError(f"recipe must be 'windowed' or 'poster', got {recipe!r}")
+    other = _POSTER_ONLY if recipe == "windowed" else _WINDOWED_ONLY
+    wrong = [name for name in other if given[name] is not None]
+    if wrong:
+        owner = "poster" if recipe == "windowed" else "windowed"
+        raise ValueError(f"{', '.join(wrong)} only apply to recipe={owner!r}; this call uses "
+                         f"recipe={recipe!r}")
+
+
 def _noise_level(y, sigma):
     """``sigma`` checked, or estimated from ``y``."""
     if sigma is not None:
         check_sigma(sigma, "sigma")
         return float(sigma)
-    from ntkutils.images import estimate_sigma
-
     sigma = float(estimate_sigma(y))
     if not sigma > 0:
         raise ValueError("sigma could not be estimated from y (got 0); pass sigma=...")
@@ -352,7 +330,7 @@ def _windowed(y, sigma, sigma_estimated, patch_size, window, stride, pilot, step
         raise ValueError(f"recipe='windowed' stops by rule='sure' only, got rule={rule!r} "
                          f"(use recipe='poster' for the discrepancy rule)")
     if steps is None:
-        t = torch.logspace(0, 5, 21, dtype=torch.float64).round().unique()
+        t = log_step_grid(10**5, 21, zero=False).to(torch.float64)
     else:
         t = torch.unique(_check_steps(steps)).to(torch.float64)
         if float(t[0]) < 1:
@@ -385,92 +363,15 @@ def _windowed(y, sigma, sigma_estimated, patch_size, window, stride, pilot, step
 def _poster(y, sigma, sigma_estimated, patch_size, depth, method, n_landmarks, steps, x, rule,
             generator, return_info, start):
     """The poster's recipe: one kernel of the raw patches over the whole image, one step."""
-    C, H, W = y.shape
-    n = H * W
-    check_patch_size(patch_size, image_shape=(H, W))
-    check_positive(depth, "depth", integer=True)
-    if method not in ("auto", "exact", "nystrom"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'nystrom', got {method!r}")
-    if method == "auto":
-        method = "exact" if n <= EXACT_MAX_PIXELS else "nystrom"
-    if method == "exact" and n > EXACT_LIMIT_PIXELS:
-        raise ValueError(f"method='exact' builds the n x n kernel and eigendecomposes it in "
-                         f"O(n^3); n = {n} pixels is more than {EXACT_LIMIT_PIXELS} (128 x 128): "
-                         f"use method='nystrom'")
-    landmarks = None
-    if method == "nystrom":
-        check_positive(n_landmarks, "n_landmarks", integer=True)
-        if n_landmarks > n:
-            raise ValueError(f"n_landmarks must be <= the number of pixels H*W = {n}, got "
-                             f"{n_landmarks}")
-        landmarks = landmark_pixels((H, W), n_landmarks, generator=generator)
-    if steps is None:
-        grid = torch.logspace(0, 6, 150, dtype=torch.float64).round().long()
-        t = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long), grid]))
-    else:
-        t = torch.unique(_check_steps(steps))  # sorted
-    y64 = y.detach().to(torch.float64)
-    yf = y64.reshape(C, n)  # (C, n)
-    d = C * n
-
-    lam, V = _eigenpairs(y64, patch_size, depth, landmarks)
-    if not float(lam[0]) > 0:
-        # an all-zero image has a zero kernel: gradient descent never leaves z^0 = 0
-        x_hat = torch.zeros_like(y)
-        if not return_info:
-            return x_hat
-        return x_hat, NTKDenoiseInfo(
-            step=0, rule="oracle" if x is not None else rule, steps=t,
-            risk=torch.zeros(len(t), dtype=torch.float64),
-            df=torch.zeros(len(t), dtype=torch.float64), sigma=float(sigma),
-            sigma_estimated=sigma_estimated, method=method,
-            n_landmarks=n_landmarks if method == "nystrom" else None, rank=0, lr=float("inf"),
-            lambda_max=0.0, patch_size=patch_size, depth=depth,
-            seconds=time.perf_counter() - start)
-    lr = 1.0 / float(lam[0])
-    fitted = 1.0 - _remaining(lam, t.to(lam.device), lr)  # (T, m)
-    coef = yf @ V  # (C, m)
-    df = torch.zeros(len(t), dtype=torch.float64)
-    if x is not None:
-        xf = x.detach().to(torch.float64).reshape(C, n)  # (C, n)
-        a = xf @ V  # (C, m)
-        # ||z^t - x||^2 = ||x||^2 - 2 sum phi c a + sum phi^2 c^2
-        risk = (xf.pow(2).sum() - 2 * fitted @ (coef * a).sum(0)
-                + fitted.pow(2) @ coef.pow(2).sum(0))  # (T,)
-        idx = int(torch.argmin(risk))
-        rule_used = "oracle"
-    else:
-        c2 = coef.pow(2).sum(0)  # (m,)
-        resid = (1.0 - fitted).pow(2) @ c2 + (yf.pow(2).sum() - c2.sum())  # (T,)
-        if rule == "discrepancy":
-            risk = resid
-            below = torch.nonzero(resid <= d * sigma**2)
-            idx = int(below[0]) if below.numel() else len(t) - 1
-        else:
-            eps = 1e-3
-            b = torch.randn(y64.shape, generator=generator, dtype=torch.float64)
-            b = b.to(y64.device)  # (C, H, W)
-            bf = b.reshape(C, n)  # (C, n)
-            lam_b, V_b = _eigenpairs(y64 + eps * b, patch_size, depth, landmarks)
-            fitted_b = 1.0 - _remaining(lam_b, t.to(lam_b.device), 1.0 / float(lam_b[0]))
-            # b . z^t(y + eps b) - b . z^t(y), both in their own eigenbasis
-            b_dot_zb = fitted_b @ ((bf @ V_b) * ((yf + eps * bf) @ V_b)).sum(0)  # (T,)
-            b_dot_z = fitted @ ((bf @ V) * coef).sum(0)  # (T,)
-            del V_b
-            divergence = (b_dot_zb - b_dot_z) / eps  # (T,)
-            df = divergence / C
-            risk = resid - d * sigma**2 + 2 * sigma**2 * divergence
-            idx = int(torch.argmin(risk))
-        rule_used = rule
-    step = int(t[idx])
-    x_hat = gd_filter(y64, lam, V, [step], lr=lr)[0].clamp(0.0, 1.0).to(y.dtype)
+    method, t = _check_options(y.shape[1:], patch_size, depth, method, n_landmarks, steps)
+    f = _ntk_filter(y, y, patch_size, depth, method, n_landmarks, t, rule, sigma, x, False,
+                    generator)
+    x_hat = f.x_hat.clamp(0.0, 1.0).to(y.dtype)
     if not return_info:
         return x_hat
-    info = NTKDenoiseInfo(
-        step=step, rule=rule_used, steps=t, risk=risk / d, df=df, sigma=float(sigma),
-        sigma_estimated=sigma_estimated, method=method,
-        n_landmarks=n_landmarks if method == "nystrom" else None, rank=int(lam.numel()),
-        lr=lr, lambda_max=float(lam[0]), patch_size=patch_size, depth=depth,
-        seconds=time.perf_counter() - start,
-    )
-    return x_hat, info
+    return x_hat, NTKDenoiseInfo(
+        step=f.step, rule=f.rule, steps=f.steps, risk=f.risk / y.numel(), df=f.df,
+        sigma=sigma, sigma_estimated=sigma_estimated, method=method,
+        n_landmarks=n_landmarks if method == "nystrom" else None, rank=f.rank, lr=f.lr,
+        lambda_max=f.lambda_max, patch_size=patch_size, depth=depth,
+        seconds=time.perf_counter() - start)

@@ -29,12 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from .kernels import _angle_terms
+from .stopping import PROBE_EPS
 
 __all__ = ["WindowedFilter", "window_corners", "window_ntk", "windowed_filter"]
 
 _CHUNK_BYTES = 2**27  # memory for the kernels of one chunk of windows (128 MB)
-#: Monte-Carlo SURE probe size (on the [0, 1] scale): the probe is ``y + PROBE_EPS b``.
-PROBE_EPS = 1e-3
 
 
 def window_corners(size: int, window: int, stride: int) -> list[int]:

@@ -1,0 +1,341 @@
+"""Running the poster's grid: ten cells, each a trained network or the kernel filter.
+
+:func:`reproduce_grid` draws the image, the noise and the inputs from the settings
+(:mod:`ntkutils.reproduce.settings`), fits each network with
+:func:`ntkutils.training.fit` or runs the kernel filter
+:func:`ntkutils.pipeline.ntk_filter`, and returns every cell's PSNR curve, stopping steps
+and estimate in a :class:`GridResult`.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .._checks import check_float_dtype
+from .._progress import progress_bar
+from ..images import add_noise, load_image, psnr
+from ..networks import build_autoencoder, build_vanilla_cnn, count_parameters
+from ..pipeline import _ntk_filter
+from ..spectral import _degrees_of_freedom
+from ..stopping import _discrepancy_index, log_step_grid
+from ..training import fit, make_noise_input
+from .settings import INPUTS, METHODS, GridSettings, _check_device, grid_settings
+
+__all__ = ["GridCell", "GridResult", "reproduce_grid"]
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of the grid: one network input, one method.
+
+    Attributes
+    ----------
+    psnr, step : float, int
+        Best PSNR (dB) over the recorded steps and its step: the ORACLE stopping rule.
+    psnr_discrepancy, step_discrepancy : float, int
+        PSNR at the first recorded step whose residual ``||z^t - y||^2`` falls to
+        ``C n sigma^2`` (the discrepancy principle; the last step if it never does).
+    x_hat : torch.Tensor
+        ``(C, H, W)`` estimate at the oracle step (on the CPU).
+    steps, psnr_curve, residual : torch.Tensor
+        ``(R,)`` recorded steps, their PSNR and ``||z^t - y||^2`` (float64, on the CPU).
+    snapshots : dict of int to torch.Tensor
+        Outputs at every ``snapshot_every`` steps (trained networks only; on the CPU).
+    n_parameters : int or None
+        Trainable weights of the network (None for the kernel).
+    degrees_of_freedom : float or None
+        The kernel's ``C tr(I - (I - eta Theta)^t)`` at the oracle step (None for the
+        trained networks).
+    kernel_eigvals : torch.Tensor or None
+        ``(m,)`` Nyström eigenvalues of the kernel, descending (None for the networks).
+    landmarks : torch.Tensor or None
+        ``(m,)`` the kernel's landmark pixels ``i = row * W + col`` (None for the
+        networks).
+    lr : float
+        Learning rate used (``1 / lambda_max`` for gradient descent and the kernel).
+    seconds : float
+        Wall-clock time of the cell.
+    """
+
+    psnr: float
+    step: int
+    psnr_discrepancy: float
+    step_discrepancy: int
+    x_hat: torch.Tensor
+    steps: torch.Tensor
+    psnr_curve: torch.Tensor
+    residual: torch.Tensor
+    snapshots: dict[int, torch.Tensor]
+    n_parameters: int | None
+    degrees_of_freedom: float | None
+    kernel_eigvals: torch.Tensor | None
+    landmarks: torch.Tensor | None
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """What :func:`reproduce_grid` returns.
+
+    Attributes
+    ----------
+    settings : GridSettings
+        The image, size, noise level, widths, depths, steps, learning rates, stopping.
+    x, y : torch.Tensor
+        Clean and noisy images ``(C, H, W)`` (on the CPU).
+    noisy_psnr : float
+        PSNR of ``y`` against ``x``.
+    cells : dict of str to dict of str to GridCell
+        ``cells[input][method]`` for ``input`` in :data:`INPUTS` and ``method`` in
+        :data:`METHODS`.
+    device : str
+        Where the networks were trained and the kernels built.
+    seconds : float
+        Wall-clock time of the whole grid.
+    """
+
+    settings: GridSettings
+    x: torch.Tensor
+    y: torch.Tensor
+    noisy_psnr: float
+    cells: dict[str, dict[str, GridCell]]
+    device: str
+    seconds: float
+
+    @property
+    def psnr(self) -> dict[str, dict[str, float]]:
+        """The oracle PSNR table, ``psnr[input][method]`` in dB."""
+        return {i: {m: c.psnr for m, c in row.items()} for i, row in self.cells.items()}
+
+    @property
+    def psnr_discrepancy(self) -> dict[str, dict[str, float]]:
+        """The PSNR table with the discrepancy-principle stopping rule."""
+        return {i: {m: c.psnr_discrepancy for m, c in row.items()}
+                for i, row in self.cells.items()}
+
+    @property
+    def images(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The estimates at the oracle step, ``images[input][method]`` ``(C, H, W)``."""
+        return {i: {m: c.x_hat for m, c in row.items()} for i, row in self.cells.items()}
+
+
+def reproduce_grid(
+    scale: str = "cpu",
+    *,
+    image: str | None = None,
+    seed: int = 0,
+    settings: GridSettings | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> GridResult:
+    """Compute the poster's grid: 2 network inputs x 5 denoisers, PSNR and estimates.
+
+    Parameters
+    ----------
+    scale : {"cpu", "paper"}
+        The default settings (:func:`grid_settings`): ``"cpu"`` runs in a few minutes on
+        a laptop CPU, ``"paper"`` (256 x 256 colour, wide networks, thousands of steps)
+        is meant for a GPU.
+    image : str, optional
+        A shipped image instead of the default (``astronaut``).
+    seed : int
+        Seed of the noise, weights, inputs and landmarks.
+    settings : GridSettings, optional
+        Complete settings; overrides ``scale``, ``image`` and ``seed``.
+    device : str or torch.device, optional
+        Where to compute; default ``"cuda"`` when available, else ``"cpu"``.
+    dtype : torch.dtype, optional
+        Dtype of the networks and their training; default float64 on the CPU (seeded runs
+        then give the same digits on any CPU) and float32 on a GPU.  The image, the noise,
+        the inputs and the initial weights are always drawn in float64 and then cast, so
+        both dtypes start from the same numbers.
+    progress : bool
+        Progress bars (also off with ``TQDM_DISABLE=1``).
+
+    Returns
+    -------
+    GridResult
+        ``result.psnr[input][method]`` (oracle), ``result.psnr_discrepancy``, the
+        estimates ``result.images``, per-cell curves and snapshots, and the settings.
+
+    Notes
+    -----
+    With ``y = x + n``, ``n ~ N(0, sigma^2 I)``, the rows are the network input ``u``:
+    the noisy image ``y`` itself, or iid noise ``U(0, 0.1)`` (the deep image prior's
+    input).  The columns:
+
+    - *GD + autoencoder*, *GD + vanilla CNN*: full-batch gradient descent on
+      ``1/2 ||f(u; w) - y||^2`` with step ``1 / lambda_max`` of the tangent kernel at
+      initialisation (:func:`ntkutils.training.fit`);
+    - *NTK + Nyström*: no training; the closed-form infinite-width kernel ``Theta`` of the
+      vanilla CNN at input ``u`` (:func:`ntkutils.kernels.ntk_closed_form`), approximated
+      from ``n_landmarks`` columns, and gradient descent in closed form,
+      ``z^t = (I - (I - Theta / lambda_max)^t) y``: the pipeline
+      :func:`ntkutils.pipeline.ntk_filter` with ``estimates=True``;
+    - *Adam + autoencoder* (the deep image prior), *Adam + vanilla CNN*: Adam with the
+      deep image prior's learning rate and per-step input perturbation.
+
+    Every cell is stopped at its best recorded step by PSNR against ``x`` (an ORACLE);
+    the discrepancy principle (first ``t`` with ``||z^t - y||^2 <= C n sigma^2``) is
+    recorded too.  Seeded float64 CPU runs agree to about 13 digits across CPUs (float32
+training amplifies the last-bit differences of vectorised sums into the second digit).
+
+    References
+    ----------
+    J. Tachella, J. Tang, M. Davies, "The neural tangent link between CNN denoisers and
+    non-local filters", CVPR 2021.  D. Ulyanov, A. Vedaldi, V. Lempitsky, "Deep image
+    prior", CVPR 2018.
+
+    Examples
+    --------
+    >>> r = reproduce_grid("test", progress=False)
+    >>> sorted(r.psnr) == sorted(INPUTS), len(r.psnr["iid noise"])
+    (True, 5)
+    """
+    s = _resolve_settings(scale, image, seed, settings)
+    device, dtype = _resolve_device(device, dtype)
+    start = time.perf_counter()
+    x, y, noise = _draw(s)  # float64, on the CPU
+    C = x.shape[0]
+    xd, yd = x.to(device, dtype), y.to(device, dtype)
+    inputs = {"noisy image": (yd, yd), "iid noise": (noise[:C].to(device, dtype),
+                                                   noise.to(device, dtype))}
+    cells: dict[str, dict[str, GridCell]] = {i: {} for i in INPUTS}
+    bar = progress_bar(total=len(INPUTS) * len(METHODS), progress=progress, desc="grid")
+    for row, name in enumerate(INPUTS):
+        u_small, u_ae = inputs[name]
+        for col, method in enumerate(METHODS):
+            bar.set_postfix_str(f"{name}: {method}")
+            g = torch.Generator().manual_seed(s.seed + 100 + 10 * row + col)
+            cells[name][method] = _cell(method, u_small, u_ae, yd, xd, s, dtype, g, progress)
+            bar.update(1)
+    bar.close()
+    return GridResult(settings=s, x=x, y=y, noisy_psnr=psnr(y, x), cells=cells,
+                      device=str(device), seconds=time.perf_counter() - start)
+
+
+def _resolve_settings(scale, image, seed, settings) -> GridSettings:
+    """The settings given, or the defaults of ``scale`` (with ``image`` and ``seed``)."""
+    if settings is None:
+        return grid_settings(scale, image=image, seed=seed)
+    if not isinstance(settings, GridSettings):
+        raise TypeError(f"settings must be a GridSettings or None, got "
+                        f"{type(settings).__name__}")
+    return settings
+
+
+def _resolve_device(device, dtype) -> tuple[torch.device, torch.dtype]:
+    """The device (a GPU when there is one) and the dtype (float32 there, else float64)."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _check_device(device)
+    if dtype is None:
+        dtype = torch.float32 if device.type == "cuda" else torch.float64
+    return device, check_float_dtype(dtype)
+
+
+def _draw(s: GridSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clean and noisy image and the iid-noise input, drawn in float64 (same on any CPU)."""
+    f64 = torch.float64
+    x = load_image(s.image, size=s.size, gray=s.gray, crop=s.crop, dtype=f64)  # (C, H, W)
+    C, H, W = x.shape
+    y = add_noise(x, s.sigma, generator=torch.Generator().manual_seed(s.seed))
+    g_input = torch.Generator().manual_seed(s.seed + 1)
+    noise = make_noise_input((s.noise_channels, H, W), scale=s.noise_scale,
+                             generator=g_input, dtype=f64)  # (noise_channels, H, W)
+    return x, y, noise
+
+
+def _cell(method: str, u_small, u_ae, y, x, s: GridSettings, dtype, generator,
+          progress: bool) -> GridCell:
+    """One cell: the kernel filter, or a network built and fitted from its input."""
+    if method == "NTK + Nyström":
+        return _ntk_cell(u_small, y, x, s, generator)
+    optimizer = "gd" if method.startswith("GD") else "adam"
+    C = y.shape[0]
+    with _default_dtype(torch.float64):  # initial weights drawn in float64, then cast
+        if method.endswith("autoencoder"):
+            net, u = build_autoencoder(u_ae.shape[0], C, s.ae_channels, levels=s.ae_levels,
+                                       skip_channels=s.ae_skip_channels,
+                                       generator=generator), u_ae
+        else:
+            net, u = build_vanilla_cnn(C, s.vanilla_channels, s.vanilla_depth,
+                                       s.patch_size, generator=generator), u_small
+    return _trained_cell(net.to(dtype=dtype), u, y, x, optimizer, s, generator, progress)
+
+
+# ------------------------------------------------------------------------------ cells
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """PyTorch's default dtype set to ``dtype`` inside the block, restored after it."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+class _Centred(nn.Module):
+    """``f(u; w) - f(u; w^0)``: the same network and tangent kernel, output 0 at ``w^0``."""
+
+    def __init__(self, net: nn.Module, net_input: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        with torch.no_grad():
+            self.register_buffer("offset", net(net_input).detach().clone())
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.net(u) - self.offset
+
+
+def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
+    """Closed-form kernel of the vanilla CNN at input ``u``, Nyström, GD filter of ``y``."""
+    start = time.perf_counter()
+    f = _ntk_filter(u, y, s.patch_size, s.vanilla_depth, "nystrom", s.n_landmarks,
+                    log_step_grid(s.ntk_max_step), "sure", s.sigma, x, True, generator)
+    residual = f.residual.cpu()  # (T,)
+    disc = _discrepancy_index(residual, y.numel(), s.sigma)
+    df = y.shape[0] * float(_degrees_of_freedom(f.eigvals, torch.tensor([f.step]), f.lr)[0])
+    return GridCell(
+        psnr=float(f.psnr[f.index]), step=f.step,
+        psnr_discrepancy=float(f.psnr[disc]), step_discrepancy=int(f.steps[disc]),
+        x_hat=f.x_hat.float().cpu(), steps=f.steps.cpu(), psnr_curve=f.psnr,
+        residual=residual, snapshots={}, n_parameters=None, degrees_of_freedom=df,
+        kernel_eigvals=f.eigvals.cpu(), landmarks=f.landmarks.cpu(), lr=f.lr,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _trained_cell(net: nn.Module, u, y, x, optimizer: str, s: GridSettings, generator,
+                  progress: bool) -> GridCell:
+    """Fit ``net`` to ``y`` from input ``u``; oracle and discrepancy steps from the records."""
+    start = time.perf_counter()
+    net = net.to(y.device)
+    if optimizer == "gd":
+        net = _Centred(net, u)
+    n_steps = s.gd_steps if optimizer == "gd" else s.adam_steps
+    res = fit(net, u, y, optimizer=optimizer, n_steps=n_steps,
+              lr=None if optimizer == "gd" else s.adam_lr, x=x,
+              input_noise_std=0.0 if optimizer == "gd" else s.adam_input_noise,
+              record_every=s.record_every,
+              snapshot_steps=range(0, n_steps + 1, s.snapshot_every),
+              generator=generator, progress=progress)
+    disc = _discrepancy_index(2.0 * res.loss, y.numel(), s.sigma)
+    return GridCell(
+        psnr=float(res.best_psnr), step=int(res.best_step),
+        psnr_discrepancy=float(res.psnr[disc]), step_discrepancy=int(res.steps[disc]),
+        x_hat=res.best_x_hat.float().cpu(), steps=res.steps, psnr_curve=res.psnr,
+        residual=2.0 * res.loss,
+        snapshots={t: z.float().cpu() for t, z in res.snapshots.items()},
+        n_parameters=count_parameters(net), degrees_of_freedom=None,
+        kernel_eigvals=None, landmarks=None, lr=res.lr,
+        seconds=time.perf_counter() - start,
+    )
