@@ -149,12 +149,3 @@ def test_wrong_answers_get_feedback_without_the_answer():
         assert answer not in message and how in message, message
         assert "checked:" in message and "hint:" in message
 
-
-def test_the_exercises_package_ships_in_the_wheel():
-    # setuptools lists the packages by name: a subpackage left out installs without it
-    import tomllib
-    from pathlib import Path
-
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    packages = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["packages"]
-    assert "ntkutils.exercises" in packages

@@ -24,3 +24,18 @@ def test_import_runs_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", "import ntkutils"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """setuptools lists the packages by name: a subpackage left out of pyproject.toml would
+    install without it (Colab installs the package from the repository with pip)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+                 ["tool"]["setuptools"]["packages"])
+    src = root / "src"
+    found = {".".join(p.parent.relative_to(src).parts)
+             for p in (src / "ntkutils").rglob("__init__.py")}
+    assert found - listed == set(), f"subpackages missing from pyproject.toml: {found - listed}"

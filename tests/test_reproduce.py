@@ -235,14 +235,6 @@ def test_module_entry_point_reports_one_line():
     assert bad.stderr.strip().count("\n") == 0 and "--scale" in bad.stderr
 
 
-def test_the_package_ships_the_grid_subpackage(repo_root):
-    # ntkutils.reproduce is a folder: pip installs it only if pyproject lists it
-    import tomllib
-
-    config = tomllib.loads((repo_root / "pyproject.toml").read_text(encoding="utf-8"))
-    assert "ntkutils.reproduce" in config["tool"]["setuptools"]["packages"]
-
-
 @pytest.mark.gpu
 def test_grid_runs_on_the_gpu():
     r = reproduce_grid("test", device="cuda", progress=False)
