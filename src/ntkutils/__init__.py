@@ -3,9 +3,10 @@
 The course follows Tachella, Tang & Davies, "The Neural Tangent Link Between CNN Denoisers and
 Non-Local Filters" (CVPR 2021).  One module per concept:
 
-- :mod:`ntkutils.images`   load the shipped test images, add noise, PSNR
+- :mod:`ntkutils.images`   load the shipped test images, add noise, PSNR, to_hwc / to_chw
 - :mod:`ntkutils.networks` the single-hidden-layer CNN, a vanilla CNN, an encoder-decoder
-- :mod:`ntkutils.kernels`  the neural tangent kernel: closed form and empirical
+- :mod:`ntkutils.kernels`  the neural tangent kernel in closed form (the ReLU duals)
+- :mod:`ntkutils.empirical` the empirical NTK of a network, and its largest eigenvalue
 - :mod:`ntkutils.spectral` the gradient-descent (twicing) filter of a kernel's eigenpairs
 - :mod:`ntkutils.nystrom`  approximate eigenpairs from a few kernel columns
 - :mod:`ntkutils.stopping` when to stop: oracle, discrepancy principle, SURE
@@ -14,8 +15,12 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.windows`  the NTK filter of centred patches in local windows
 - :mod:`ntkutils.denoise`  the closed-form NTK denoiser (the paper's filter and the windowed one)
 - :mod:`ntkutils.training` fitting a network to one image with GD or Adam
+- :mod:`ntkutils.recorders` what a fit records: loss and PSNR, weights, snapshots, kernels
+- :mod:`ntkutils.reproduce` the poster's grid: settings, run, report
 - :mod:`ntkutils.course`   numbers glued into the chapters' text, the run-time clock
-- :mod:`ntkutils.plotting`, :mod:`ntkutils.widgets`, :mod:`ntkutils.exercises`
+- :mod:`ntkutils.plotting`, :mod:`ntkutils.widgets`, :mod:`ntkutils.exercises` (one module
+  a chapter), :mod:`ntkutils.classroom`, :mod:`ntkutils.cli`
+- :mod:`ntkutils.filters`  re-exports the filter names from their modules (older imports)
 
 Nothing runs at import.
 """
@@ -24,7 +29,7 @@ from . import course, exercises, plotting, widgets
 from ._checks import NTKUtilsError
 from .baselines import nlm_weights
 from .denoise import NTKDenoiseInfo, WindowedDenoiseInfo, ntk_denoise
-from .images import add_noise, estimate_sigma, list_images, load_image, psnr
+from .images import add_noise, estimate_sigma, list_images, load_image, psnr, to_chw, to_hwc
 from .kernels import arccos_kernel, extract_patches, ntk_closed_form, ntk_empirical
 from .networks import (
     build_autoencoder,
@@ -71,7 +76,7 @@ __all__ = [
     # the error every bad argument raises (a ValueError), also the command lines'
     "NTKUtilsError",
     # images and noise
-    "list_images", "load_image", "add_noise", "psnr", "estimate_sigma",
+    "list_images", "load_image", "add_noise", "psnr", "estimate_sigma", "to_hwc", "to_chw",
     # networks
     "build_single_layer_cnn", "build_vanilla_cnn", "build_autoencoder",
     "count_parameters",
