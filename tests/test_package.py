@@ -1,5 +1,6 @@
 """The package's public surface: every exported name exists, is documented, has an example."""
 import inspect
+import os
 
 import ntkutils
 
@@ -24,3 +25,18 @@ def test_import_runs_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", "import ntkutils"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+
+
+def test_progress_bars_follow_tqdm_disable(monkeypatch, capsys):
+    """The stored outputs hold no bars: TQDM_DISABLE=1 (set for the test run and its notebook
+    kernels by the root conftest.py) silences the package's bars; without it they show."""
+    from ntkutils._progress import progress_bar
+
+    assert os.environ.get("TQDM_DISABLE") == "1"
+    list(progress_bar(range(3), desc="quiet"))
+    assert "quiet" not in capsys.readouterr().err
+    monkeypatch.delenv("TQDM_DISABLE")
+    list(progress_bar(range(3), desc="shown"))
+    assert "shown" in capsys.readouterr().err
+    list(progress_bar(range(3), desc="off", progress=False))
+    assert "off" not in capsys.readouterr().err
