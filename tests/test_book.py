@@ -202,6 +202,22 @@ def test_colab_install_cell(path):
         "the install cell must never install torch (Colab's build is kept)"
 
 
+SITE_URL = CONFIG["html"]["baseurl"].rstrip("/")
+# Files outside the notebooks that link the repository or the published site.
+LINKING_FILES = ["README.md", "CITATION.cff", "pyproject.toml", "book/intro.md",
+                 "book/teaching.md", ".github/workflows/book.yml"]
+
+
+@pytest.mark.parametrize("name", LINKING_FILES)
+def test_repository_and_site_links_match_config(name):
+    """The repository's URL is written once (_config.yml): every other mention must agree."""
+    text = (ROOT / name).read_text(encoding="utf-8")
+    repos = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", text))
+    sites = set(re.findall(r"https://[\w-]+\.github\.io/[\w.-]+", text))
+    assert repos <= {REPO_URL}, f"{name} links {repos - {REPO_URL}}, not {REPO_URL}"
+    assert sites <= {SITE_URL}, f"{name} links {sites - {SITE_URL}}, not {SITE_URL}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
 def test_macro_cell_matches_config(path):
     nb = read_notebook(path)
@@ -236,9 +252,99 @@ def test_notebook_is_executed_and_follows_the_style(path):
                     "disable=not PROGRESS to tqdm")
 
 
-def test_test_run_switches_progress_bars_off():
-    # Set by the root conftest.py; nbval kernels inherit this environment.
-    assert os.environ.get("TQDM_DISABLE") == "1"
+# --- Prose numbers come from the computation (myst-nb glue) ---------------------------------
+
+GLUE_ROLE = re.compile(r"\{glue:text\}`(?:(?P<doc>[^`:]+)::)?(?P<key>[A-Za-z0-9_]+)(?::[^`]*)?`")
+# A decimal number or a percentage typed in prose: a measured number should be glued.
+TYPED_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)? ?%")
+# "Section 6.2", "Exercises 3.1 and 3.3": numbers that name a part of the book.
+NUMBERED_REFERENCE = re.compile(
+    r"\b(?:Sections?|Exercises?|Chapters?|Figures?|Tables?|Equations?)\s+\d+(?:\.\d+)*"
+    r"(?:(?:,\s*|\s+and\s+|\s+or\s+|\s*[-\u2013]\s*)\d+(?:\.\d+)*)*")
+# Numbers a chapter states rather than measures, and may therefore type: the poster's grid
+# (compared with POSTER_PSNR below) and these settings and quotations of the paper.
+STATED_NUMBERS: dict[str, set[str]] = {
+    # 20 log10(2) = 6.02: doubling sigma costs 6 dB (arithmetic, not a measurement).
+    "how_this_book_works": {"6.02"},
+    # U(0, 0.1): the deep image prior's noise input; h = 0.8 sigma: the NLM bandwidth.
+    "01_deep_image_prior": {"0.1", "0.8"},
+    # The poster's width rate O(c^-0.5), quoted from the paper.
+    "02_neural_tangent_kernel": {"0.5"},
+    # U(0, 0.1): the deep image prior's noise input; h = 0.8 sigma: the NLM bandwidth;
+    # the 1 % of pixels closest in angle: a setting of the figure.
+    "03_ntk_nonlocal_filter": {"0.1", "0.8", "1%"},
+    # h = 0.8 sigma: the NLM bandwidth.
+    "05_nystrom": {"0.8"},
+    # U(0, 0.1) input; Adam's beta1 = 0.9 and beta2 = 0.999; "within 1 % of the learning
+    # rate": the tolerance of the measurement.
+    "06_adam_adapts_the_kernel": {"0.1", "0.9", "0.999", "1%"},
+    # U(0, 0.1) input.
+    "07_paper_results": {"0.1"},
+}
+
+
+def glued_keys(nb) -> set[str]:
+    """The keys a notebook's stored outputs record with glue."""
+    return {out.get("metadata", {}).get("scrapbook", {}).get("name")
+            for c in code_cells(nb) for out in c.get("outputs", [])} - {None}
+
+
+def glue_references(text: str) -> list[tuple[str | None, str]]:
+    return [(m["doc"], m["key"]) for m in GLUE_ROLE.finditer(text)]
+
+
+def typed_numbers(text: str) -> list[str]:
+    """Decimals and percentages in Markdown, outside code spans and glue roles."""
+    text = GLUE_ROLE.sub(" ", text)
+    text = re.sub(r"```.*?```|`[^`\n]*`", " ", text, flags=re.S)
+    text = re.sub(r"\(https?://[^)]*\)|https?://\S+", " ", text)
+    text = re.sub(r"^#+ [\d.]+", " ", text, flags=re.M)  # numbered headings
+    text = NUMBERED_REFERENCE.sub(" ", text)
+    return [m.group().replace(" ", "") for m in TYPED_NUMBER.finditer(text)]
+
+
+def test_typed_numbers_finds_decimals_and_percentages_but_not_glue_or_code():
+    text = ("PSNR {glue:text}`best_psnr` dB, 25.2 dB, 16 % and 40%; `lr=0.01`, "
+            "{glue:text}`other::key:.1f`, Section 6.2, x2.5, $t = 0.5$, "
+            "Exercises 3.1, 3.2 and 3.3.\n### 6.4 A heading")
+    assert typed_numbers(text) == ["25.2", "16%", "40%", "0.5"]
+    assert glue_references(text) == [(None, "best_psnr"), ("other", "key")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_prose_numbers_are_glued(path):
+    """Every glued key the text quotes is recorded by the notebook, and no measured decimal
+    or percentage is typed by hand (the poster's numbers and stated settings excepted)."""
+    from ntkutils import POSTER_PSNR
+
+    nb = read_notebook(path)
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    missing = [key for doc, key in glue_references(prose)
+               if doc is None and key not in glued_keys(nb)]
+    assert not missing, (
+        f"the text quotes glue keys that no stored output records: {missing}; "
+        f"glue them in a code cell and run make execute NB={path.relative_to(ROOT)}")
+    for doc, key in glue_references(prose):
+        if doc is not None:
+            other = (path.parent / doc).with_suffix(".ipynb")
+            assert key in glued_keys(read_notebook(other)), f"{doc}::{key} is not glued"
+    poster = {f"{v:.1f}" for row in POSTER_PSNR.values() for v in row.values()}
+    allowed = poster | STATED_NUMBERS.get(path.stem, set())
+    typed = sorted(set(typed_numbers(prose)) - allowed)
+    assert not typed, (
+        f"numbers typed in the text of {path.name}: {typed}. A measured number comes from "
+        "the computation: ntkutils.course.glue(name, value, fmt) in a code cell and "
+        "{glue:text}`name` in the text. A number the chapter states (a setting, the "
+        "paper's) goes in STATED_NUMBERS with the reason.")
+
+
+@pytest.mark.parametrize("page", ["intro.md", "teaching.md"])
+def test_pages_quote_only_glued_run_times(page):
+    text = (ROOT / "book" / page).read_text(encoding="utf-8")
+    for doc, key in glue_references(text):
+        assert doc is not None, f"{page} quotes {key} without naming its notebook"
+        assert key in glued_keys(read_notebook((ROOT / "book" / doc).with_suffix(".ipynb"))), \
+            f"{page}: {doc}::{key} is not glued"
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The package's public surface: every exported name exists, is documented, has an example."""
 import inspect
+import os
 
 import ntkutils
 
@@ -39,3 +40,18 @@ def test_every_subpackage_ships_in_the_wheel():
     found = {".".join(p.parent.relative_to(src).parts)
              for p in (src / "ntkutils").rglob("__init__.py")}
     assert found - listed == set(), f"subpackages missing from pyproject.toml: {found - listed}"
+
+
+def test_progress_bars_follow_tqdm_disable(monkeypatch, capsys):
+    """The stored outputs hold no bars: TQDM_DISABLE=1 (set for the test run and its notebook
+    kernels by the root conftest.py) silences the package's bars; without it they show."""
+    from ntkutils._progress import progress_bar
+
+    assert os.environ.get("TQDM_DISABLE") == "1"
+    list(progress_bar(range(3), desc="quiet"))
+    assert "quiet" not in capsys.readouterr().err
+    monkeypatch.delenv("TQDM_DISABLE")
+    list(progress_bar(range(3), desc="shown"))
+    assert "shown" in capsys.readouterr().err
+    list(progress_bar(range(3), desc="off", progress=False))
+    assert "off" not in capsys.readouterr().err
