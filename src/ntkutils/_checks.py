@@ -222,3 +222,22 @@ def channels_last_hint(value: torch.Tensor, name: str) -> str:
     if value.ndim == 3 and value.shape[-1] in (1, 3, 4) and min(value.shape[:2]) > 4:
         return (f"; it looks channels-last (H, W, C): use {name}.permute(2, 0, 1)")
     return ""
+
+
+def check_device(device) -> torch.device:
+    """A device this machine has (the CPU or an NVIDIA GPU), or a clear error naming ``device``."""
+    if isinstance(device, str) and device.strip().lower() == "gpu":
+        raise NTKUtilsError("device 'gpu' is not a PyTorch device: device must be 'cpu', "
+                            "'cuda' (an NVIDIA GPU) or a torch.device")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NTKUtilsError(f"device must be 'cpu' or 'cuda' (or a torch.device), got "
+                            f"{device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NTKUtilsError("device 'cuda' was asked for, but PyTorch sees no GPU (no CUDA "
+                            "GPU it can use); use device='cpu'")
+    if device.type not in ("cpu", "cuda"):
+        raise NTKUtilsError(f"device must be 'cpu' or 'cuda', got {str(device)!r}: the "
+                            f"course runs on the CPU or an NVIDIA GPU")
+    return device

@@ -20,11 +20,10 @@ import torch
 from skimage.io import imsave
 from skimage.util import img_as_float, img_as_ubyte
 
-from ._checks import NTKUtilsError
+from ._checks import NTKUtilsError, check_device
 from .denoise import WindowedDenoiseInfo, ntk_denoise
 from .images import estimate_sigma, list_images, psnr
 from .reproduce import format_settings, format_table, plot_grid, reproduce_grid
-from .reproduce.settings import _check_device
 
 __all__ = ["main", "read_png", "write_png"]
 
@@ -250,7 +249,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         raise CommandError(f"--seed must be >= 0, got {args.seed}")
     if args.device is not None:
         try:
-            _check_device(args.device)
+            check_device(args.device)
         except NTKUtilsError as err:
             raise CommandError(f"--device: {err}") from None
     out = Path(args.out)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._checks import NTKUtilsError
+from ._checks import NTKUtilsError, check_device
 from ._progress import bars_disabled
 from .plotting import use_book_style
 
@@ -84,24 +84,16 @@ def setup(seed: int = 0, paper_scale: bool | None = None,
     elif not isinstance(paper_scale, bool):
         raise NTKUtilsError(
             f"setup: paper_scale must be True, False or None, got {paper_scale!r}")
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise NTKUtilsError(
-            f"setup: device must be 'cpu', 'cuda' or a torch.device, got {device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NTKUtilsError("setup: device 'cuda' asked for, but PyTorch sees no GPU")
+    device = check_device(
+        device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float32 if device.type == "cuda" else torch.float64
     torch.manual_seed(seed)
     torch.set_default_dtype(dtype)
     use_book_style()
     start_clock()
-    chosen = Setup(seed, device, dtype, paper_scale, not bars_disabled())
     print(f"seed: {seed} | device: {device.type} | dtype: {str(dtype)[6:]} "
           f"| paper scale: {paper_scale}")
-    return chosen
+    return Setup(seed, device, dtype, paper_scale, not bars_disabled())
 
 
 def generator(seed: int) -> torch.Generator:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._checks import check_float_dtype
+from .._checks import check_device, check_float_dtype
 from .._progress import progress_bar
 from ..images import add_noise, load_image, psnr
 from ..networks import build_autoencoder, build_vanilla_cnn, count_parameters
@@ -24,7 +24,7 @@ from ..pipeline import _ntk_filter
 from ..spectral import _degrees_of_freedom
 from ..stopping import _discrepancy_index, log_step_grid
 from ..training import fit, make_noise_input
-from .settings import INPUTS, METHODS, GridSettings, _check_device, grid_settings
+from .settings import INPUTS, METHODS, GridSettings, grid_settings
 
 __all__ = ["GridCell", "GridResult", "reproduce_grid"]
 
@@ -235,7 +235,7 @@ def _resolve_device(device, dtype) -> tuple[torch.device, torch.dtype]:
     """The device (a GPU when there is one) and the dtype (float32 there, else float64)."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = _check_device(device)
+    device = check_device(device)
     if dtype is None:
         dtype = torch.float32 if device.type == "cuda" else torch.float64
     return device, check_float_dtype(dtype)

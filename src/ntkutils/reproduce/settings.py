@@ -230,21 +230,3 @@ def _is_gray(name: str) -> bool:
         raise
     return False
 
-
-def _check_device(device) -> torch.device:
-    """A device this machine has, or a clear error naming ``device``."""
-    if isinstance(device, str) and device.strip().lower() == "gpu":
-        raise NTKUtilsError("device 'gpu' is not a PyTorch device: use device='cuda' "
-                            "(an NVIDIA GPU) or 'cpu'")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise NTKUtilsError(f"device must be 'cpu' or 'cuda' (or a torch.device), got "
-                            f"{device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NTKUtilsError("device 'cuda' was asked for, but this machine has no CUDA GPU "
-                            "PyTorch can use; use device='cpu'")
-    if device.type not in ("cpu", "cuda"):
-        raise NTKUtilsError(f"device must be 'cpu' or 'cuda', got {str(device)!r}: the grid "
-                            f"runs on the CPU or an NVIDIA GPU")
-    return device
