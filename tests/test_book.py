@@ -296,6 +296,18 @@ def glue_references(text: str) -> list[tuple[str | None, str]]:
     return [(m["doc"], m["key"]) for m in GLUE_ROLE.finditer(text)]
 
 
+def unglued(text: str, here: Path | None) -> list[str]:
+    """The glue references of ``text`` that no stored output records: ``key`` is looked up in
+    the notebook ``here``, ``doc::key`` in book/doc.ipynb (a page that is no notebook must
+    name one)."""
+    missing = []
+    for doc, key in glue_references(text):
+        source = here if doc is None else (ROOT / "book" / doc).with_suffix(".ipynb")
+        if source is None or key not in glued_keys(read_notebook(source)):
+            missing.append(key if doc is None else f"{doc}::{key}")
+    return missing
+
+
 def typed_numbers(text: str) -> list[str]:
     """Decimals and percentages in Markdown, outside code spans and glue roles."""
     text = GLUE_ROLE.sub(" ", text)
@@ -322,15 +334,10 @@ def test_prose_numbers_are_glued(path):
 
     nb = read_notebook(path)
     prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    missing = [key for doc, key in glue_references(prose)
-               if doc is None and key not in glued_keys(nb)]
+    missing = unglued(prose, path)
     assert not missing, (
         f"the text quotes glue keys that no stored output records: {missing}; "
         f"glue them in a code cell and run make execute NB={path.relative_to(ROOT)}")
-    for doc, key in glue_references(prose):
-        if doc is not None:
-            other = (path.parent / doc).with_suffix(".ipynb")
-            assert key in glued_keys(read_notebook(other)), f"{doc}::{key} is not glued"
     poster = {f"{v:.1f}" for row in POSTER_PSNR.values() for v in row.values()}
     allowed = poster | STATED_NUMBERS.get(path.stem, set())
     typed = sorted(set(typed_numbers(prose)) - allowed)
@@ -344,10 +351,8 @@ def test_prose_numbers_are_glued(path):
 @pytest.mark.parametrize("page", ["intro.md", "teaching.md"])
 def test_pages_quote_only_glued_run_times(page):
     text = (ROOT / "book" / page).read_text(encoding="utf-8")
-    for doc, key in glue_references(text):
-        assert doc is not None, f"{page} quotes {key} without naming its notebook"
-        assert key in glued_keys(read_notebook((ROOT / "book" / doc).with_suffix(".ipynb"))), \
-            f"{page}: {doc}::{key} is not glued"
+    missing = unglued(text, None)
+    assert not missing, f"{page} quotes glue keys no notebook records: {missing}"
 
 
 # --------------------------------------------------------------------------
