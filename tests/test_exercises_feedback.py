@@ -115,8 +115,9 @@ def test_compare_names_the_first_difference():
 def test_check_value_accepts_within_tolerance(capsys):
     check_value("Exercise 0.1", torch.tensor(3.1416), 3.14159)
     check_value("Exercise 0.1", 3, 3.02, rtol=0.0, atol=0.05)
-    assert capsys.readouterr().out == ("Exercise 0.1: correct. 3.142 (expected 3.142)\n"
-                                       "Exercise 0.1: correct. 3 (expected 3.02)\n")
+    # The confirmation stays visible under a collapsed solution: it never shows the value.
+    assert capsys.readouterr().out == ("Exercise 0.1: correct (within 1%).\n"
+                                       "Exercise 0.1: correct (within 0.05).\n")
     assert "got:      str '3.14'\n" in _message(lambda: check_value("E", "3.14", 3.14159))
 
 
@@ -149,3 +150,26 @@ def test_wrong_answers_get_feedback_without_the_answer():
         assert answer not in message and how in message, message
         assert "checked:" in message and "hint:" in message
 
+
+
+def test_no_stored_confirmation_shows_a_value():
+    """What a rendered solution shows under the checker: "correct", never the answer.
+
+    Every confirmation stored in a chapter comes from ``_passed``; none may quote an
+    expected value (the old messages ended in "(expected 3.142)").
+    """
+    import json
+    import re
+    from pathlib import Path
+
+    lines = []
+    for path in sorted(Path(__file__).parents[1].glob("book/*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) + "".join(
+                    out.get("data", {}).get("text/plain", ""))
+                lines += [(path.name, ln) for ln in text.splitlines()
+                          if re.match(r"Exercise \d+(\.\d+)?: correct", ln)]
+    assert lines, "no stored confirmation found: the test reads the wrong outputs"
+    shown = [(name, ln) for name, ln in lines if "expected" in ln or "=" in ln]
+    assert not shown, f"confirmations that give the answer away: {shown}"

@@ -17,7 +17,14 @@ from ._checks import check_positive
 from .images import to_hwc
 
 __all__ = [
+    "COLUMN_PX",
+    "PHONE_COLUMN_PX",
+    "DPI",
+    "MIN_FONT_PT",
+    "MAX_WIDTH_IN",
+    "MIN_READABLE_PX",
     "use_book_style",
+    "panels",
     "to_numpy_image",
     "show_images",
     "plot_filter_weights",
@@ -27,8 +34,33 @@ __all__ = [
 ]
 
 
+#: Width of the book's text column in CSS pixels: on a desktop (sphinx-book-theme at
+#: 1280 px) and on a phone (a 390 px screen).
+COLUMN_PX = 688
+PHONE_COLUMN_PX = 358
+
+#: Every figure is drawn at ``DPI`` pixels per inch, with no text smaller than
+#: ``MIN_FONT_PT`` points: ``MIN_FONT_PT * DPI / 72`` = 13.9 px in the stored PNG.
+DPI = 100
+MIN_FONT_PT = 10
+
+#: The smallest text a reader should have to read, in CSS pixels.
+MIN_READABLE_PX = 9
+
+#: The widest figure, in inches: ``MAX_WIDTH_IN * DPI`` = 550 px, shown 1:1 in the desktop
+#: column and scaled by 358 / 550 = 0.65 on a phone, where 10 pt text is still 9 px.
+#: tests/test_book.py checks every stored figure against it, and the browser test
+#: measures the rendered sizes.
+MAX_WIDTH_IN = 5.5
+
+
 def use_book_style() -> None:
     """Set the matplotlib defaults every chapter uses (white background, readable fonts).
+
+    Figures are ``MAX_WIDTH_IN`` inches wide at most, at ``DPI``, and no text in them is
+    smaller than ``MIN_FONT_PT``: then every label reads at ``MIN_READABLE_PX`` or more
+    in the book's column, on a desktop and on a phone.  Draw at most two plots (three
+    images) a row: :func:`panels` lays them out.
 
     Examples
     --------
@@ -40,11 +72,67 @@ def use_book_style() -> None:
         "figure.facecolor": "white",
         "savefig.facecolor": "white",
         "axes.facecolor": "white",
-        "figure.dpi": 100,
-        "font.size": 10,
-        "axes.titlesize": 10,
+        "figure.dpi": DPI,
+        "figure.figsize": (MAX_WIDTH_IN, 3.4),
+        "font.size": MIN_FONT_PT,
+        "axes.titlesize": MIN_FONT_PT,
+        "axes.labelsize": MIN_FONT_PT,
+        "xtick.labelsize": MIN_FONT_PT,
+        "ytick.labelsize": MIN_FONT_PT,
+        "legend.fontsize": MIN_FONT_PT,
+        "legend.title_fontsize": MIN_FONT_PT,
+        "figure.titlesize": MIN_FONT_PT + 1,
         "image.interpolation": "nearest",
     })
+
+
+def panels(
+    n: int, *, ncols: int = 2, aspect: float = 0.75, width: float = MAX_WIDTH_IN,
+    **subplot_kw,
+) -> tuple[Figure, list[plt.Axes]]:
+    """A figure of ``n`` panels for the book's column: ``ncols`` a row, ``width`` inches wide.
+
+    Parameters
+    ----------
+    n : int
+        Number of panels; unused cells of the last row are removed.
+    ncols : int
+        Panels a row: 2 for plots (their axis labels need the room), up to 3 for images.
+    aspect : float
+        Height / width of one panel.
+    width : float
+        Figure width in inches, at most ``MAX_WIDTH_IN``.
+    **subplot_kw
+        Passed to :func:`matplotlib.pyplot.subplots` (``sharey=True``, ...).
+
+    Returns
+    -------
+    (Figure, list of Axes)
+        The figure (constrained layout) and its ``n`` axes, row by row.
+
+    Examples
+    --------
+    >>> fig, axes = panels(3)
+    >>> len(axes), [float(v) for v in fig.get_size_inches()]
+    (3, [5.5, 4.125])
+    >>> plt.close(fig)
+    """
+    n = check_positive(n, "n", integer=True)
+    ncols = check_positive(ncols, "ncols", integer=True)
+    if ncols > 3:
+        raise ValueError(f"ncols must be at most 3 (the phone column), got {ncols}")
+    ncols = min(ncols, n)
+    width = check_positive(width, "width")
+    if width > MAX_WIDTH_IN:
+        raise ValueError(f"width must be at most MAX_WIDTH_IN = {MAX_WIDTH_IN} inches, got "
+                         f"{width}")
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                             figsize=(width, width / ncols * aspect * nrows), **subplot_kw)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
 
 
 def to_numpy_image(img: torch.Tensor) -> np.ndarray:
@@ -101,9 +189,9 @@ def show_images(
     titles : sequence of str, optional
         One per image (put the PSNR here).
     ncols : int, optional
-        Images per row; all in one row by default.
+        Images per row; all in one row (at most 3) by default.
     size : float
-        Inches per panel.
+        Inches per panel, reduced so the figure is at most ``MAX_WIDTH_IN`` wide.
     suptitle : str, optional
         A title over the whole figure.
 
@@ -131,8 +219,9 @@ def show_images(
         raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
     if ncols is not None:
         check_positive(ncols, "ncols", integer=True)
-    ncols = ncols or n
+    ncols = ncols or min(n, 3)
     nrows = -(-n // ncols)
+    size = min(size, MAX_WIDTH_IN / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3),
                              squeeze=False)
     for k, ax in enumerate(axes.flat):
@@ -263,7 +352,7 @@ def plot_psnr_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("PSNR (dB)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 
@@ -354,5 +443,5 @@ def plot_loglog(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend()
     return slopes

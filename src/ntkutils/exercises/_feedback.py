@@ -57,7 +57,17 @@ def _miss(got: float, expected: float) -> str:
 
 
 def _passed(exercise: str, detail: str) -> None:
-    print(f"{exercise}: correct. {detail}".rstrip())
+    """Print the confirmation: what was checked (``detail``), never the right value.
+
+    The output stays visible under a collapsed solution in the rendered book, so it must
+    not give the answer away (tests/test_exercises_feedback.py checks every checker).
+
+    >>> _passed("Exercise 0.1", "3 cases")
+    Exercise 0.1: correct (3 cases).
+    >>> _passed("Exercise 0.1", "")
+    Exercise 0.1: correct.
+    """
+    print(f"{exercise}: correct ({detail})." if detail else f"{exercise}: correct.")
 
 
 def _shown(value: Any, show: str) -> str:
@@ -189,10 +199,11 @@ def check_value(
     Examples
     --------
     >>> check_value("Exercise 0.1", 3.1416, 3.14159)
-    Exercise 0.1: correct. 3.142 (expected 3.142)
+    Exercise 0.1: correct (within 1%).
     """
     got = _number(exercise, got, "a number (a Python float)", hint or "return a Python float")
     if not abs(got - expected) <= atol + rtol * abs(expected):
         _fail(exercise, f"the value, within {rtol:.0%}", f"{got:.4g}: {_miss(got, expected)}",
               hint or "re-read the formula in the text above")
-    _passed(exercise, f"{got:.4g} (expected {expected:.4g})")
+    _passed(exercise, f"within {rtol:.0%}" if atol == 0 else
+            f"within {atol:g}" if rtol == 0 else "within tolerance")

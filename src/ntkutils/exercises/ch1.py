@@ -49,7 +49,7 @@ def check_ch1_noisy_psnr(fn: Callable[[float], Any]) -> None:
     --------
     >>> import math
     >>> check_ch1_noisy_psnr(lambda sigma: -20 * math.log10(sigma))
-    Exercise 1.1: correct. 4 noise levels, each within 0.1 dB of the measured PSNR
+    Exercise 1.1: correct (4 noise levels, each within 0.1 dB of the measured PSNR).
     """
     ex = "Exercise 1.1"
     x = torch.full((1, 256, 256), 0.5, dtype=torch.float64)
@@ -91,7 +91,7 @@ def check_ch1_weight_count(fn: Callable[[int, int, int, int], Any]) -> None:
     --------
     >>> check_ch1_weight_count(
     ...     lambda C, c, L, k: C * c * k * k + (L - 1) * c * c * k * k + c * C)
-    Exercise 1.2: correct. 5 networks, every count exact
+    Exercise 1.2: correct (5 networks, every count exact).
     """
     ex = "Exercise 1.2"
     cases = [(1, 64, 3, 3), (1, 8, 1, 3), (3, 16, 2, 5), (3, 32, 5, 3), (1, 128, 3, 3)]
@@ -164,7 +164,7 @@ def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
     ...                 return int(steps[best]), int(steps[i])
     ...     return int(steps[best]), int(steps[-1])
     >>> check_ch1_patience_stop(rule)
-    Exercise 1.3: correct. 7 cases
+    Exercise 1.3: correct (7 cases).
     """
     ex = "Exercise 1.3"
     peak_t = list(range(0, 205, 5))
@@ -229,7 +229,7 @@ def check_ch1_discrepancy_stop(fn: Callable[[Any, Any, int, float], Any]) -> Non
     ...             return int(t)
     ...     return int(steps[-1])
     >>> check_ch1_discrepancy_stop(rule)
-    Exercise 1.4: correct. 4 trajectories
+    Exercise 1.4: correct (4 trajectories).
     """
     ex = "Exercise 1.4"
     g = torch.Generator().manual_seed(14)

@@ -62,7 +62,7 @@ def check_arccos_k1(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
     --------
     >>> from ntkutils.kernels import arccos_kernel
     >>> check_arccos_k1(lambda x, y: arccos_kernel(x[None], y[None], 1)[0, 0])
-    Exercise 2.1: correct. 6 cases, including parallel, opposite and zero vectors
+    Exercise 2.1: correct (6 cases, including parallel, opposite and zero vectors).
     """
     ex = "Exercise 2.1"
     for x, y, label in _vector_pairs():
@@ -103,7 +103,7 @@ def check_ntk_entry(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
     ...     k1 = arccos_kernel(p[None], q[None], 1)[0, 0]
     ...     return (k1 + (p @ q) * k0) / (2 * p.numel())
     >>> check_ntk_entry(entry)
-    Exercise 2.2: correct. 8 pairs of patches, gray and colour, equal to ntk_closed_form
+    Exercise 2.2: correct (8 pairs of patches, gray and colour, equal to ntk_closed_form).
     """
     ex = "Exercise 2.2"
     g = torch.Generator().manual_seed(2)
@@ -170,7 +170,7 @@ def check_mlp_ntk(fn: Callable[[torch.nn.Module, torch.Tensor], Any]) -> None:
     Examples
     --------
     >>> check_mlp_ntk(_ntk_by_autograd)
-    Exercise 2.3: correct. 2 MLPs (tanh and two-layer ReLU), equal to J J^T within 1e-6
+    Exercise 2.3: correct (2 MLPs (tanh and two-layer ReLU), equal to J J^T within 1e-6).
     """
     ex = "Exercise 2.3"
     g = torch.Generator().manual_seed(3)
@@ -204,7 +204,7 @@ def check_error_slope(answer: Any) -> None:
     Examples
     --------
     >>> check_error_slope(-0.5)
-    Exercise 2.4: correct. -0.5 (expected -0.5)
+    Exercise 2.4: correct (within 0.02).
     """
     check_value("Exercise 2.4", answer, -0.5, rtol=0.0, atol=0.02,
                 hint="each entry of the empirical kernel is an average of c independent "
@@ -239,7 +239,7 @@ def check_weight_change_exponents(answer: Any) -> None:
     Examples
     --------
     >>> check_weight_change_exponents((0.0, -0.5))
-    Exercise 2.5: correct. NTK parameterisation c^0, standard parameterisation c^-0.5
+    Exercise 2.5: correct (both exponents).
     """
     ex = "Exercise 2.5"
     _pair(ex, answer, "a tuple of two numbers (a_ntk, a_standard)",
@@ -255,4 +255,4 @@ def check_weight_change_exponents(answer: Any) -> None:
               f"{a_std:g}: {_miss(a_std, -0.5)}",
               "the standard read-out weight is c^(-1/2) times the NTK one, and so is "
               "its change")
-    _passed(ex, "NTK parameterisation c^0, standard parameterisation c^-0.5")
+    _passed(ex, "both exponents")

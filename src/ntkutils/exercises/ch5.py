@@ -44,7 +44,7 @@ def check_ch5_kernel_memory(fn: Callable[[int, torch.dtype], Any]) -> None:
     --------
     >>> check_ch5_kernel_memory(lambda side, dtype: side**4
     ...                         * torch.empty((), dtype=dtype).element_size() / 2**30)
-    Exercise 5.1: correct. 5 cases, e.g. 256 x 256 in float64: 32 GiB
+    Exercise 5.1: correct (5 image sizes in float16, float32 and float64).
     """
     ex = "Exercise 5.1"
     cases = [(64, torch.float64), (256, torch.float64), (512, torch.float32),
@@ -60,7 +60,7 @@ def check_ch5_kernel_memory(fn: Callable[[int, torch.dtype], Any]) -> None:
                   f"{got:.6g}: {_miss(got, expected)}",
                   "n = side**2 pixels, n**2 entries, element_size() bytes each; "
                   "1 GiB = 2**30 bytes (not 1e9)")
-    _passed(ex, "5 cases, e.g. 256 x 256 in float64: 32 GiB")
+    _passed(ex, "5 image sizes in float16, float32 and float64")
 
 
 def check_ch5_nystrom_kernel(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
@@ -89,7 +89,7 @@ def check_ch5_nystrom_kernel(fn: Callable[[torch.Tensor, torch.Tensor], Any]) ->
     Examples
     --------
     >>> check_ch5_nystrom_kernel(lambda C, S: C @ torch.linalg.pinv(C[S]) @ C.T)
-    Exercise 5.2: correct. 8, 16 and 64 landmarks of an 8 x 8 image (64: the exact kernel)
+    Exercise 5.2: correct (8, 16 and 64 landmarks of an 8 x 8 image (64: the exact kernel)).
     """
     ex = "Exercise 5.2"
     u = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(52),
@@ -136,7 +136,7 @@ def check_ch5_orthonormalise(fn: Callable[[torch.Tensor], Any]) -> None:
     ...     V, s, _ = torch.linalg.svd(R, full_matrices=False)
     ...     return s**2, V
     >>> check_ch5_orthonormalise(ortho)
-    Exercise 5.3: correct. 2 cases: V^T V = I, V diag(lam) V^T = R R^T, lam descending
+    Exercise 5.3: correct (2 cases: V^T V = I, V diag(lam) V^T = R R^T, lam descending).
     """
     ex = "Exercise 5.3"
     g = torch.Generator().manual_seed(53)
@@ -189,7 +189,7 @@ def check_ch5_landmarks_for_error(answer: Any) -> None:
     Examples
     --------
     >>> check_ch5_landmarks_for_error(64)
-    Exercise 5.4: correct. m = 64: errors 5.9%, 4.4%, 1.8%, 0.5% for m = 8 ... 64
+    Exercise 5.4: correct (the smallest m within 1 % of 6 counts).
     """
     ex = "Exercise 5.4"
     answer = _number(ex, answer, f"an int, one of {CH5_LANDMARK_COUNTS}",
@@ -217,7 +217,4 @@ def check_ch5_landmarks_for_error(answer: Any) -> None:
               "for both outputs, and ||z_m - z|| / ||z|| (not squared)"
               + ("" if answer in CH5_LANDMARK_COUNTS else
                  f"; m must be one of {CH5_LANDMARK_COUNTS}"))
-    k = CH5_LANDMARK_COUNTS.index(expected)
-    listed = ", ".join(f"{100 * e:.1f}%" for e in errors[:k + 1])
-    _passed(ex, f"m = {expected}: errors {listed} for m = {CH5_LANDMARK_COUNTS[0]} ... "
-                f"{expected}")
+    _passed(ex, f"the smallest m within 1 % of {len(CH5_LANDMARK_COUNTS)} counts")

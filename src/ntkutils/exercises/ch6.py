@@ -44,7 +44,7 @@ def check_ch6_adam_first_step(fn: Callable[..., Any]) -> None:
     Examples
     --------
     >>> check_ch6_adam_first_step(lambda g, lr, eps: -lr * g / (g.abs() + eps))
-    Exercise 6.1: correct. 3 gradients (sizes 1e-9 to 1e3, zeros included), equal to torch.optim.Adam
+    Exercise 6.1: correct (3 gradients (sizes 1e-9 to 1e3, zeros included), equal to torch.optim.Adam).
     """
     ex = "Exercise 6.1"
     g = torch.Generator().manual_seed(61)
@@ -113,7 +113,7 @@ def check_ch6_norm_slopes(fn: Callable[[float, float], Any]) -> None:
     Examples
     --------
     >>> check_ch6_norm_slopes(lambda a, b: (a + b / 2, a))
-    Exercise 6.2: correct. 4 cases, e.g. a = -1.5, b = 2 gives slopes (-0.5, -1.5)
+    Exercise 6.2: correct (4 cases).
     """
     ex = "Exercise 6.2"
     for a, b in ((-1.5, 2.0), (-1.0, 2.0), (0.0, 2.0), (-0.5, 1.0)):
@@ -130,7 +130,7 @@ def check_ch6_norm_slopes(fn: Callable[[float, float], Any]) -> None:
                   f"({s2:.2f}, {sinf:.2f}): {', '.join(wrong)}",
                   "the squared 2-norm adds c^b squares of size c^(2a); the max-norm is "
                   "the size of the largest single change")
-    _passed(ex, "4 cases, e.g. a = -1.5, b = 2 gives slopes (-0.5, -1.5)")
+    _passed(ex, "4 cases")
 
 
 def check_ch6_kernel_change(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
@@ -152,7 +152,7 @@ def check_ch6_kernel_change(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> 
     Examples
     --------
     >>> check_ch6_kernel_change(lambda K0, Kt: (Kt - K0).norm() / K0.norm())
-    Exercise 6.3: correct. 5 cases: unchanged, scaled, sign-flipped, orthogonal, random rows
+    Exercise 6.3: correct (5 cases: unchanged, scaled, sign-flipped, orthogonal, random rows).
     """
     ex = "Exercise 6.3"
     g = torch.Generator().manual_seed(63)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from ..plotting import to_numpy_image
+from .._checks import check_positive
+from ..plotting import MAX_WIDTH_IN, to_numpy_image
 from .run import GridResult
 from .settings import INPUTS, METHODS, POSTER_PSNR
 
@@ -133,8 +134,8 @@ def format_settings(result: GridResult) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
-def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.0) -> Figure:
-    """The ten estimates in the poster's grid, PSNR (ours and the poster's) in the titles.
+def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.2) -> Figure:
+    """The ten estimates of the grid, sized for the book's column (two panels a row).
 
     Parameters
     ----------
@@ -143,13 +144,14 @@ def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.0) ->
     rule : {"oracle", "discrepancy"}
         Which stopping rule's PSNRs to print (the images are the oracle estimates).
     size : float
-        Inches per panel.
+        Inches per panel (at most ``MAX_WIDTH_IN / 2``).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Two rows (network input) of six panels: the clean (top) or noisy (bottom) image,
-        then the five methods.
+        Two columns (network input: noisy image, iid noise) of six rows: the clean and
+        the noisy image, then the five methods, each titled with its PSNR and the
+        poster's.
 
     Examples
     --------
@@ -162,30 +164,25 @@ def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.0) ->
     """
     r = _check_result(result)
     rule = _check_rule(rule)
+    size = min(check_positive(size, "size"), MAX_WIDTH_IN / 2)
     table = r.psnr if rule == "oracle" else r.psnr_discrepancy
-    ncols = len(METHODS) + 1
-    fig, axes = plt.subplots(len(INPUTS), ncols, figsize=(size * ncols, size * 2 + 0.9),
-                             squeeze=False)
+    fig = plt.figure(figsize=(2 * size, (len(METHODS) + 1) * (size + 0.45) + 0.8),
+                     layout="constrained")
     refs = [(r.x, "clean x"), (r.y, f"noisy y: {r.noisy_psnr:.1f} dB")]
-    for row, name in enumerate(INPUTS):
-        ax = axes[row, 0]
-        ax.imshow(to_numpy_image(refs[row][0]), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(refs[row][1], fontsize=9)
-        for col, method in enumerate(METHODS, start=1):
-            ax = axes[row, col]
+    for col, (sub, name) in enumerate(zip(fig.subfigures(1, len(INPUTS)), INPUTS)):
+        sub.suptitle(f"input: {name}")
+        axes = sub.subplots(len(METHODS) + 1, 1)
+        axes[0].imshow(to_numpy_image(refs[col][0]), cmap="gray", vmin=0, vmax=1)
+        axes[0].set_title(refs[col][1])
+        for ax, method in zip(axes[1:], METHODS):
             ax.imshow(to_numpy_image(r.cells[name][method].x_hat), cmap="gray",
                       vmin=0, vmax=1)
-            head = f"{method}\n" if row == 0 else ""
-            ax.set_title(f"{head}{table[name][method]:.1f} dB "
-                         f"(poster {POSTER_PSNR[name][method]:.1f})", fontsize=9)
-        axes[row, 1].text(-0.08, 0.5, f"input: {name}", rotation=90, ha="right",
-                          va="center", transform=axes[row, 1].transAxes, fontsize=10)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    stop = "oracle (best PSNR)" if rule == "oracle" else "discrepancy principle"
-    fig.suptitle(f"Ours (poster's) PSNR; {r.settings.image} {r.x.shape[-1]}x"
-                 f"{r.x.shape[-2]}, sigma = {r.settings.sigma * 255:.0f}/255, "
-                 f"stopping: {stop}", fontsize=10)
-    fig.tight_layout()
+            ax.set_title(f"{method}\n{table[name][method]:.1f} dB "
+                         f"(poster {POSTER_PSNR[name][method]:.1f})")
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    stop = "oracle stop" if rule == "oracle" else "discrepancy stop"
+    fig.suptitle(f"Ours (poster's): {r.settings.image} {r.x.shape[-1]}x{r.x.shape[-2]}, "
+                 f"sigma {r.settings.sigma * 255:.0f}/255, {stop}")
     return fig

@@ -1,0 +1,68 @@
+"""The plotting style: figures sized so their smallest text reads in the book's column."""
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from ntkutils import plotting
+from ntkutils.plotting import (
+    DPI, MAX_WIDTH_IN, MIN_FONT_PT, MIN_READABLE_PX, PHONE_COLUMN_PX, panels, show_images,
+    use_book_style,
+)
+
+
+def smallest_rendered_px(width_px: float, column_px: float) -> float:
+    """The smallest text of a figure ``width_px`` wide, shown in a ``column_px`` column."""
+    return min(1.0, column_px / width_px) * MIN_FONT_PT * DPI / 72
+
+
+def test_the_widest_figure_reads_on_a_phone():
+    assert smallest_rendered_px(MAX_WIDTH_IN * DPI, PHONE_COLUMN_PX) >= MIN_READABLE_PX
+    # and the rule is not vacuous: a figure 1.3 times wider would not
+    assert smallest_rendered_px(1.3 * MAX_WIDTH_IN * DPI, PHONE_COLUMN_PX) < MIN_READABLE_PX
+
+
+def test_book_style_has_no_text_below_the_minimum():
+    use_book_style()
+    for key in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+                "ytick.labelsize", "legend.fontsize", "legend.title_fontsize",
+                "figure.titlesize"):
+        size = mpl.font_manager.FontProperties(size=mpl.rcParams[key]).get_size_in_points()
+        assert size >= MIN_FONT_PT, key
+    assert mpl.rcParams["figure.dpi"] == DPI
+    assert mpl.rcParams["figure.figsize"][0] <= MAX_WIDTH_IN
+
+
+@pytest.mark.parametrize("n, ncols, shape", [(1, 2, (1, 1)), (3, 2, (2, 2)), (5, 3, (2, 3))])
+def test_panels_lays_out_rows_within_the_column(n, ncols, shape):
+    fig, axes = panels(n, ncols=ncols)
+    assert len(axes) == n == len(fig.axes)  # unused cells removed
+    width, height = fig.get_size_inches()
+    assert width == MAX_WIDTH_IN
+    assert height == pytest.approx(MAX_WIDTH_IN / shape[1] * 0.75 * shape[0])
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ncols": 4}, "ncols must be at most 3"),
+    ({"width": 8.0}, "width must be at most MAX_WIDTH_IN"),
+    ({"ncols": 0}, "ncols"),
+])
+def test_panels_refuses_layouts_that_do_not_fit(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        panels(2, **kwargs)
+
+
+def test_show_images_fits_the_column_whatever_the_panel_size():
+    fig = show_images([torch.zeros(1, 4, 4)] * 5, size=3.0)
+    assert fig.get_size_inches()[0] <= MAX_WIDTH_IN + 1e-9
+    assert len([ax for ax in fig.axes if ax.images]) == 5
+    plt.close(fig)
+
+
+def test_loglog_legend_is_not_smaller_than_the_minimum():
+    use_book_style()
+    _, ax = plt.subplots()
+    plotting.plot_loglog([1, 2, 4], {"a": [1.0, 0.5, 0.25]}, ax=ax)
+    assert all(t.get_fontsize() >= MIN_FONT_PT for t in ax.get_legend().get_texts())
+    plt.close("all")
