@@ -33,7 +33,7 @@ from nbclient import NotebookClient
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
 NotebookClient(
-    nb, timeout=3600, kernel_name="python3", record_timing=False,
+    nb, timeout=3600, kernel_name="python3", record_timing=False, store_widget_state=False,
     resources={"metadata": {"path": os.path.dirname(path) or "."}},
 ).execute()
 nbformat.write(nb, path)
