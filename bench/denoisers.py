@@ -33,18 +33,18 @@ from skimage.metrics import structural_similarity
 from skimage.restoration import denoise_nl_means
 
 from ntkutils.denoise import ntk_denoise
-from ntkutils.images import add_noise, list_images, load_image, psnr
+from ntkutils.images import add_noise, list_images, load_image, psnr, to_chw, to_hwc
 
 HERE = Path(__file__).resolve().parent
 GRAY = ("camera", "brick", "grass")
 
 
 def _hwc(img: torch.Tensor) -> np.ndarray:
-    return img.detach().double().numpy().transpose(1, 2, 0)  # (H, W, C)
+    return to_hwc(img.detach().double().numpy())  # (H, W, C)
 
 
 def _chw(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.atleast_3d(arr).transpose(2, 0, 1).copy()).float()
+    return torch.from_numpy(to_chw(np.atleast_3d(arr)).copy()).float()
 
 
 def _blur_oracle(y, x, sigma):

@@ -22,7 +22,7 @@ from skimage.util import img_as_float, img_as_ubyte
 
 from ._checks import NTKUtilsError, check_device
 from .denoise import WindowedDenoiseInfo, ntk_denoise
-from .images import estimate_sigma, list_images, psnr
+from .images import estimate_sigma, list_images, psnr, to_chw, to_hwc
 from .reproduce import format_settings, format_table, plot_grid, reproduce_grid
 
 __all__ = ["main", "read_png", "write_png"]
@@ -105,13 +105,9 @@ def read_png(path: str | Path) -> torch.Tensor:
         ) from err
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
-    if img.ndim == 2:
-        img = img[None]  # (1, H, W)
-    elif img.ndim == 3 and img.shape[2] == 3:
-        img = img.transpose(2, 0, 1)  # (3, H, W)
-    else:
+    if not (img.ndim == 2 or img.ndim == 3 and img.shape[2] == 3):
         raise CommandError(f"{path}: expected a gray or RGB image, got shape {img.shape}")
-    return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+    return torch.from_numpy(np.ascontiguousarray(to_chw(img), dtype=np.float32))
 
 
 def write_png(x: torch.Tensor, path: str | Path) -> None:
@@ -133,7 +129,7 @@ def write_png(x: torch.Tensor, path: str | Path) -> None:
     if not path.parent.is_dir():
         raise CommandError(f"output folder does not exist: {path.parent}")
     arr = x.detach().cpu().double().clamp(0, 1).numpy()
-    arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)  # (H, W[, 3])
+    arr = to_hwc(arr, squeeze=True)  # (H, W[, 3])
     imsave(path, img_as_ubyte(arr), check_contrast=False)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..filters import discrepancy_step
+from ..stopping import discrepancy_step
 from ..images import add_noise, psnr
 from ..networks import build_vanilla_cnn, count_parameters
 from ._feedback import _call, _fail, _miss, _number, _pair, _passed

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..filters import _check_steps, bias_variance, eigh_psd
+from ..spectral import _check_steps, bias_variance, eigh_psd
 from ..kernels import ntk_closed_form
 from ._feedback import _call, _compare, _fail, _miss, _number, _pair, _passed
 
@@ -152,7 +152,7 @@ def check_ch4_bias_variance(fn: Callable[..., Any]) -> None:
 
     Examples
     --------
-    >>> from ntkutils.filters import bias_variance
+    >>> from ntkutils.spectral import bias_variance
     >>> check_ch4_bias_variance(bias_variance)
     Exercise 4.3: correct (2 images, 5 steps each: squared bias and variance).
     """
@@ -199,7 +199,7 @@ def check_ch4_oracle_step(answer: Any, x: torch.Tensor, eigvals: torch.Tensor,
 
     Examples
     --------
-    >>> from ntkutils.filters import eigh_psd
+    >>> from ntkutils.spectral import eigh_psd
     >>> lam, V = eigh_psd(torch.tensor([[2.0, 1.0], [1.0, 2.0]]))
     >>> x = torch.tensor([[[1.0, 1.0]]], dtype=torch.float64)  # the top eigenvector
     >>> check_ch4_oracle_step(1, x, lam, V, [0, 1, 2, 50], None, 0.5)
@@ -241,7 +241,7 @@ def check_ch4_sure(fn: Callable[..., Any]) -> None:
 
     Examples
     --------
-    >>> from ntkutils.filters import sure
+    >>> from ntkutils.stopping import sure
     >>> check_ch4_sure(sure)
     Exercise 4.5: correct (gray and colour trajectories).
     """

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from ..filters import eigh_psd, gd_filter, landmark_pixels, nystrom_eigenpairs
+from ..nystrom import landmark_pixels, nystrom_eigenpairs
+from ..spectral import eigh_psd, gd_filter
 from ..images import add_noise, load_image
 from ..kernels import ntk_closed_form
 from ._feedback import _call, _compare, _fail, _miss, _number, _pair, _passed

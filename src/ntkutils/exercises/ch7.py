@@ -13,6 +13,7 @@ from scipy.stats import pearsonr, spearmanr
 from ..images import add_noise, load_image
 from ..kernels import ntk_closed_form
 from ..reproduce import INPUTS, METHODS, POSTER_PSNR, GridResult
+from ..stopping import _discrepancy_index
 from ._feedback import _call, _fail, _miss, _number, _passed
 
 __all__ = ["check_ch7_flat_psnr", "check_ch7_ntk_nystrom", "check_ch7_oracle_gap",
@@ -127,7 +128,8 @@ def check_ch7_ntk_nystrom(fn: Callable[..., Any]) -> None:
 
     Examples
     --------
-    >>> from ntkutils.filters import gd_filter, nystrom_eigenpairs
+    >>> from ntkutils.nystrom import nystrom_eigenpairs
+    >>> from ntkutils.spectral import gd_filter
     >>> from ntkutils.images import psnr
     >>> from ntkutils.kernels import ntk_closed_form
     >>> def best(u, y, x, landmarks, steps):
@@ -206,23 +208,22 @@ def check_ch7_oracle_gap(answer: Any, result: Any) -> None:
     got = _number_answer(ex, answer, "a mean PSNR gap in dB (a float)")
     d = result.y.numel()
 
-    def mean_gap(threshold: float) -> float:
-        gaps = []
-        for cell in cells:
-            res = cell.residual.tolist()
-            k = next((i for i, r in enumerate(res) if r <= threshold), len(res) - 1)
-            gaps.append(max(cell.psnr_curve.tolist()) - float(cell.psnr_curve[k]))
+    def mean_gap(d: int, sigma: float) -> float:
+        """Mean over the cells of best PSNR - PSNR at the discrepancy step."""
+        gaps = [float(cell.psnr_curve.max()
+                      - cell.psnr_curve[_discrepancy_index(cell.residual, d, sigma)])
+                for cell in cells]
         return sum(gaps) / len(gaps)
 
     sigma = result.settings.sigma
-    expected = mean_gap(d * sigma**2)
+    expected = mean_gap(d, sigma)
     if abs(got - expected) <= 1e-3:
         _passed(ex, "within 0.01 dB")
         return
-    if abs(got - mean_gap(d / result.y.shape[0] * sigma**2)) <= 1e-3:
+    if abs(got - mean_gap(d // result.y.shape[0], sigma)) <= 1e-3:
         _fail(ex, "the mean gap in dB over the 10 cells", f"{got:.3f} dB",
               "the threshold counts every value of y: C n sigma^2 with C channels")
-    if abs(got - mean_gap(d * (255 * sigma) ** 2)) <= 1e-3:
+    if abs(got - mean_gap(d, 255 * sigma)) <= 1e-3:
         _fail(ex, "the mean gap in dB over the 10 cells", f"{got:.3f} dB",
               "sigma is on the [0, 1] scale (25/255), like the images")
     _fail(ex, "the mean gap in dB over the 10 cells",
