@@ -12,7 +12,7 @@ from ntkutils.exercises import (
     check_ch4_sure,
     check_ch4_twicing,
 )
-from ntkutils.filters import eigh_psd
+from ntkutils.spectral import eigh_psd
 
 
 # ----------------------------------------------------------------------------- 4.1

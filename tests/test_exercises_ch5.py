@@ -103,7 +103,7 @@ def test_orthonormalise_rejects_wrong_answers(wrong):
 def test_landmarks_for_error_accepts_the_recomputed_m(capsys):
     # The errors recomputed independently: the exact filter by explicit matrix powers of
     # the kernel, the Nystrom one from C A^+ C^T, both at t = 50 with lr = 1/lambda_max.
-    from ntkutils.filters import landmark_pixels
+    from ntkutils.nystrom import landmark_pixels
     from ntkutils.images import add_noise, load_image
     from ntkutils.kernels import ntk_closed_form
 

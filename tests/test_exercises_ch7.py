@@ -14,7 +14,8 @@ from ntkutils.exercises import (
     check_ch7_oracle_gap,
     check_ch7_rank_agreement,
 )
-from ntkutils.filters import gd_filter, nystrom_eigenpairs
+from ntkutils.nystrom import nystrom_eigenpairs
+from ntkutils.spectral import gd_filter
 from ntkutils.images import add_noise, load_image
 from ntkutils.kernels import ntk_closed_form
 from ntkutils.reproduce import INPUTS, METHODS, POSTER_PSNR, reproduce_grid

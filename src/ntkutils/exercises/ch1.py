@@ -217,7 +217,7 @@ def check_ch1_discrepancy_stop(fn: Callable[[Any, Any, int, float], Any]) -> Non
 
     Notes
     -----
-    The reference is :func:`ntkutils.filters.discrepancy_step`, which reads the
+    The reference is :func:`ntkutils.stopping.discrepancy_step`, which reads the
     outputs ``z^t`` themselves (``||z^t - y||^2 <= d sigma^2``, ``d = C H W``); the
     reader's function sees only the losses, as a training loop would.
 

@@ -189,13 +189,13 @@ def check_ch4_oracle_step(answer: Any, x: torch.Tensor, eigvals: torch.Tensor,
         The reader's step ``t*``.
     x, eigvals, eigvecs, steps, lr, sigma
         The chapter's clean image, kernel eigenpairs, candidate steps, learning rate and
-        noise level, as for :func:`ntkutils.filters.bias_variance`.
+        noise level, as for :func:`ntkutils.spectral.bias_variance`.
 
     Raises
     ------
     ExerciseFailed
         Unless ``answer`` is the step of ``steps`` with the smallest
-        ``bias2 + variance`` from :func:`ntkutils.filters.bias_variance`.
+        ``bias2 + variance`` from :func:`ntkutils.spectral.bias_variance`.
 
     Examples
     --------
