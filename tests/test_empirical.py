@@ -183,3 +183,18 @@ def test_power_iteration_matches_eigvalsh_of_the_empirical_ntk(kind):
     exact = float(torch.linalg.eigvalsh(jacobian_ntk(net, u))[-1])
     assert approx == pytest.approx(exact, rel=1e-3)
     assert approx <= exact * (1 + 1e-5)  # a Rayleigh quotient never exceeds lambda_max
+
+
+def test_joint_kernel_of_all_output_channels_matches_autograd_jacobian():
+    u = astronaut(5)
+    net = build_vanilla_cnn(3, 4, depth=2, generator=gen(3)).double()
+    expect = jacobian_ntk(net, u[None])  # (3 n, 3 n), outputs in (C, H, W) order
+    assert torch.allclose(ntk_empirical(net, u, output_channel=None), expect, rtol=1e-12,
+                          atol=1e-12)
+    rows = torch.tensor([70, 3, 26])  # (o, i) at o * 25 + i
+    assert torch.allclose(ntk_empirical(net, u, output_channel=None, rows=rows, chunk_size=2),
+                          expect[rows], rtol=1e-12, atol=1e-12)
+    assert torch.allclose(ntk_empirical(net, u, output_channel=1), expect[25:50, 25:50],
+                          rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="rows must hold indices in \\[0, 75\\)"):
+        ntk_empirical(net, u, output_channel=None, rows=torch.tensor([75]))

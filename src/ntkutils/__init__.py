@@ -15,6 +15,7 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.windows`  the NTK filter of centred patches in local windows
 - :mod:`ntkutils.denoise`  the closed-form NTK denoiser (the paper's filter and the windowed one)
 - :mod:`ntkutils.training` fitting a network to one image with GD or Adam
+- :mod:`ntkutils.linearised` gradient descent to convergence by the linearised dynamics
 - :mod:`ntkutils.recorders` what a fit records: loss and PSNR, weights, snapshots, kernels
 - :mod:`ntkutils.reproduce` the poster's grid: settings, run, report
 - :mod:`ntkutils.course`   numbers glued into the chapters' text, the run-time clock
@@ -31,6 +32,7 @@ from .baselines import nlm_weights
 from .denoise import NTKDenoiseInfo, WindowedDenoiseInfo, ntk_denoise
 from .images import add_noise, estimate_sigma, list_images, load_image, psnr, to_chw, to_hwc
 from .kernels import arccos_kernel, extract_patches, ntk_closed_form, ntk_empirical
+from .linearised import LinearisedGD, linearised_gd
 from .networks import (
     build_autoencoder,
     build_single_layer_cnn,
@@ -91,6 +93,7 @@ __all__ = [
     "ntk_filter", "KernelFilter", "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
     # training
     "fit", "FitResult", "WeightChange", "make_noise_input", "ntk_largest_eigenvalue",
+    "linearised_gd", "LinearisedGD",
     # the poster's grid (chapter 7, python -m ntkutils reproduce)
     "reproduce_grid", "GridResult", "grid_settings", "format_table", "plot_grid",
     "POSTER_PSNR",

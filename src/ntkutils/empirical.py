@@ -42,13 +42,13 @@ def ntk_empirical(
     model: nn.Module,
     u: torch.Tensor,
     *,
-    output_channel: int = 0,
+    output_channel: int | None = 0,
     rows: torch.Tensor | None = None,
     diagonal: bool = False,
     chunk_size: int = 32,
     method: str = "auto",
 ) -> torch.Tensor:
-    """The empirical (finite-width) NTK ``J J^T`` of one output channel of a network.
+    """The empirical (finite-width) NTK ``J J^T`` of one output channel of a network, or of all.
 
     Parameters
     ----------
@@ -58,10 +58,13 @@ def ntk_empirical(
     u : torch.Tensor, shape (C, H, W)
         Network input.  The computation runs in ``u``'s dtype and device: the parameters
         are cast (on the fly, not in place) to them.
-    output_channel : int, default 0
-        Which output channel ``o`` the kernel is of.
+    output_channel : int or None, default 0
+        Which output channel ``o`` the kernel is of.  ``None``: the joint kernel of all
+        ``C_out n`` outputs, output ``(o, i)`` at index ``o * n + i``, with the
+        cross-channel blocks (generic method only).
     rows : torch.LongTensor, shape (m,), optional
-        Return only these rows ``Theta[rows, :]`` (or diagonal entries).
+        Return only these rows ``Theta[rows, :]`` (or diagonal entries); indices in
+        ``[0, C_out n)`` when ``output_channel`` is ``None``.
     diagonal : bool, default False
         Return only the diagonal ``Theta_ii = |J_i|^2`` (at ``rows`` if given).
     chunk_size : int, default 32
@@ -79,7 +82,8 @@ def ntk_empirical(
     -------
     torch.Tensor, shape (n, n), (m, n), (n,) or (m,)
         ``Theta_ij = sum_theta dz_{o,i}/dtheta dz_{o,j}/dtheta`` over every parameter with
-        ``requires_grad``, at the current weights.
+        ``requires_grad``, at the current weights (``n`` is ``C_out n`` and ``i``, ``j``
+        run over every output when ``output_channel`` is ``None``).
 
     Notes
     -----
@@ -117,12 +121,14 @@ def ntk_empirical(
     """
     u = _check_empirical_arguments(model, u, output_channel, diagonal, chunk_size, method)
     structured = method != "generic" and isinstance(model, SingleLayerCNN)
-    if method == "structured" and not structured:
+    if method == "structured" and (not structured or output_channel is None):
         raise ValueError(
             "method='structured' needs the single-hidden-layer CNN of "
-            "ntkutils.networks.build_single_layer_cnn (a SingleLayerCNN); "
-            f"got a {type(model).__name__}; use method='generic'"
+            "ntkutils.networks.build_single_layer_cnn (a SingleLayerCNN) and one "
+            f"output_channel; got a {type(model).__name__} and output_channel="
+            f"{output_channel!r}; use method='generic'"
         )
+    structured = structured and output_channel is not None
     params, frozen = _split_parameters(model, u)
     with torch.no_grad():
         C_out, n = _flat_output(model, (params, frozen), u).shape
@@ -133,8 +139,11 @@ def ntk_empirical(
                 "is not scale_readout * readout(relu(scale_hidden * hidden(u))); "
                 "use method='generic'")
         structured = False
-    if not 0 <= output_channel < C_out:
-        raise ValueError(f"output_channel must be in [0, {C_out}), got {output_channel}")
+    if output_channel is not None and not 0 <= output_channel < C_out:
+        raise ValueError(f"output_channel must be in [0, {C_out}) or None, got "
+                         f"{output_channel}")
+    pick = slice(None) if output_channel is None else output_channel
+    n = n if output_channel is not None else C_out * n  # outputs the kernel is of
     if rows is not None:
         rows = check_index(rows, "rows", n).to(u.device)
     elif not diagonal:
@@ -144,7 +153,7 @@ def ntk_empirical(
         return _ntk_structured(model, u, output_channel, rows, diagonal)
 
     def output(p: dict[str, torch.Tensor]) -> torch.Tensor:
-        return _flat_output(model, (p, frozen), u)[output_channel]  # (n,)
+        return _flat_output(model, (p, frozen), u)[pick].reshape(-1)  # (n,) or (C_out n,)
 
     return _ntk_generic(output, params, u, n, rows, diagonal, chunk_size)
 
@@ -155,8 +164,9 @@ def _check_empirical_arguments(model, u, output_channel, diagonal, chunk_size, m
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     u = check_net_input(u, "u")
     check_input_channels(model, u, "u")
-    if isinstance(output_channel, bool) or not isinstance(output_channel, int):
-        raise TypeError(f"output_channel must be an int, got {output_channel!r}")
+    if output_channel is not None and (isinstance(output_channel, bool)
+                                       or not isinstance(output_channel, int)):
+        raise TypeError(f"output_channel must be an int or None, got {output_channel!r}")
     if not isinstance(diagonal, bool):
         raise TypeError(f"diagonal must be True or False, got {diagonal!r}")
     check_positive(chunk_size, "chunk_size", integer=True)

@@ -52,7 +52,21 @@ _RULES = ("sure", "discrepancy")
 
 
 @dataclass(frozen=True)
-class KernelFilter:
+class _Stopped:
+    """Outputs at candidate steps and the step a rule chose: the fields that
+    :class:`KernelFilter` and :class:`ntkutils.linearised.LinearisedGD` share (documented
+    there)."""
+
+    x_hat: torch.Tensor
+    step: int
+    index: int
+    rule: str
+    steps: torch.Tensor
+    residual: torch.Tensor
+
+
+@dataclass(frozen=True)
+class KernelFilter(_Stopped):
     """The NTK filter of one image at every candidate step (from :func:`ntk_filter`).
 
     Attributes
@@ -91,12 +105,6 @@ class KernelFilter:
         The Nyström landmark pixels ``row * W + col`` (``None`` for the exact kernel).
     """
 
-    x_hat: torch.Tensor
-    step: int
-    index: int
-    rule: str
-    steps: torch.Tensor
-    residual: torch.Tensor
     risk: torch.Tensor
     df: torch.Tensor
     psnr: torch.Tensor | None
@@ -202,12 +210,7 @@ def ntk_filter(
     True
     """
     check_image(u, "u")
-    check_image(y, "y")
-    check_scale(y, "y", noisy=True)
-    if u.shape[1:] != y.shape[1:]:
-        raise ValueError(f"u must have the height and width of y {tuple(y.shape[1:])}, got "
-                         f"shape {tuple(u.shape)}")
-    _check_clean_image(x, y)
+    _check_target(u, y, x)
     if rule not in _RULES:
         raise ValueError(f"rule must be 'sure' or 'discrepancy', got {rule!r}")
     if sigma is not None or x is None:
@@ -221,6 +224,16 @@ def ntk_filter(
     method, t = _check_options(y.shape[1:], patch_size, depth, method, n_landmarks, steps)
     return _ntk_filter(u, y, patch_size, depth, method, n_landmarks, t, rule, sigma, x,
                        estimates, generator)
+
+
+def _check_target(u, y, x) -> None:
+    """A noisy image ``y`` with the height and width of the input ``u``, and ``x``."""
+    check_image(y, "y")
+    check_scale(y, "y", noisy=True)
+    if u.shape[1:] != y.shape[1:]:
+        raise ValueError(f"u must have the height and width of y {tuple(y.shape[1:])}, got "
+                         f"shape {tuple(u.shape)}")
+    _check_clean_image(x, y)
 
 
 def _check_clean_image(x, y) -> None:
