@@ -738,3 +738,14 @@ def test_page_reads_on_desktop_and_phone(browser, served_book, docname, screen):
         assert not long, f"text outputs wider than the column: {long}"
     for frames, changed, label in explorers:
         assert frames >= 2 and changed, f"an explorer whose image does not change ({label})"
+
+
+def test_bibliography_is_labelled_author_year(built_book):
+    """The bibliography's labels read like the text's citations ("Tachella et al. 2021"),
+    not alpha codes ([TTD21]): book/_ext/ntk_book.py registers the style."""
+    page = (html_of(built_book) / "book/references.html").read_text("utf-8")
+    labels = re.findall(r'class="label"><span class="fn-bracket">\[</span>(?:<a [^>]*>)?([^<]+)<',
+                        page)
+    assert "Tachella et al. 2021" in labels, labels
+    assert len(labels) == len(bib_entries((ROOT / "book/references.bib").read_text())), labels
+    assert all(re.fullmatch(r"\D+ \d{4}[a-z]?", label) for label in labels), labels

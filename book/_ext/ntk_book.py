@@ -8,15 +8,53 @@
   all but the one in ``mathjax_path``) are removed after the build.  The components the
   page's bundle loads on demand (fonts, the menu's renderers, the accessibility explorer)
   stay.
+- The bibliography is labelled the way the text cites, author and year ("Tachella et al.
+  2021"), sorted by author: the ``author_year`` pybtex style registered here
+  (sphinxcontrib-bibtex's own styles label [TTD21]).
 - ``ntk-book.css``: display formulas wider than the column scroll sideways (with a visible
   scroll bar) instead of being clipped, and the explorers' players fit the column.
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
+from pybtex.plugin import register_plugin
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
+
 STATIC = Path(__file__).parent / "static"
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    """Labels "Last 2021", "Last and Other 2021", "Last et al. 2021" (a, b on clashes)."""
+
+    def format_labels(self, sorted_entries):
+        labels = [self._label(entry) for entry in sorted_entries]
+        counts, seen = Counter(labels), Counter()
+        for label in labels:
+            if counts[label] == 1:
+                yield label
+            else:
+                yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label]]
+                seen[label] += 1
+
+    @staticmethod
+    def _label(entry) -> str:
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [" ".join(p.last_names) for p in people]
+        who = (names[0] if len(names) == 1 else " and ".join(names) if len(names) == 2
+               else f"{names[0]} et al." if names else entry.key)
+        return f"{who} {entry.fields.get('year', '')}".strip()
+
+
+class AuthorYearStyle(PlainStyle):
+    default_label_style = "author_year"
+
+
+register_plugin("pybtex.style.labels", "author_year", AuthorYearLabels)
+register_plugin("pybtex.style.formatting", "author_year", AuthorYearStyle)
 
 
 def _script_key(script) -> tuple:
