@@ -205,5 +205,15 @@ def check_value(
     if not abs(got - expected) <= atol + rtol * abs(expected):
         _fail(exercise, f"the value, within {rtol:.0%}", f"{got:.4g}: {_miss(got, expected)}",
               hint or "re-read the formula in the text above")
-    _passed(exercise, f"within {rtol:.0%}" if atol == 0 else
-            f"within {atol:g}" if rtol == 0 else "within tolerance")
+    _passed(exercise, _tolerance(rtol, atol))
+
+
+def _tolerance(rtol: float, atol: float) -> str:
+    """The tolerance of a check in words, e.g. ``within 1%`` (never the expected value).
+
+    >>> _tolerance(0.01, 0.0), _tolerance(1e-6, 0.0), _tolerance(0.0, 0.05)
+    ('within 1%', 'within a relative 1e-06', 'within 0.05')
+    """
+    if atol == 0:
+        return f"within {rtol:.0%}" if rtol >= 0.01 else f"within a relative {rtol:g}"
+    return f"within {atol:g}" if rtol == 0 else "within tolerance"
