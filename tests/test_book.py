@@ -684,6 +684,8 @@ def test_stored_figures_fit_the_phone_column(path):
         for out in cell.outputs:
             png = out.get("data", {}).get("image/png")
             if png:
+                # a figure for a 550 px column needs no more than a few hundred KB
+                assert len(png) * 3 / 4 < 600_000, f"cell {k}: a {len(png) * 3 // 4} byte PNG"
                 width = int.from_bytes(base64.b64decode(png[:64])[16:20], "big")
                 shown = min(width, PHONE_COLUMN_PX)
                 if smallest_text_px(shown, width) < MIN_READABLE_PX:
