@@ -8,6 +8,7 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.kernels`  the neural tangent kernel in closed form (the ReLU duals)
 - :mod:`ntkutils.empirical` the empirical NTK of a network, and its largest eigenvalue
 - :mod:`ntkutils.spectral` the gradient-descent (twicing) filter of a kernel's eigenpairs
+- :mod:`ntkutils.stationary` a kernel's mean value at each pixel offset, its frequency response
 - :mod:`ntkutils.nystrom`  approximate eigenpairs from a few kernel columns
 - :mod:`ntkutils.stopping` when to stop: oracle, discrepancy principle, SURE
 - :mod:`ntkutils.baselines` non-local means, to compare with
@@ -56,6 +57,7 @@ from .spectral import (
     gd_filter,
     gd_filter_iterative,
 )
+from .stationary import radial_response, stationary_profile
 from .stopping import (
     degrees_of_freedom_mc,
     discrepancy_step,
@@ -89,6 +91,8 @@ __all__ = [
     "nystrom_eigenpairs", "nlm_weights", "degrees_of_freedom",
     "degrees_of_freedom_mc", "sure", "sure_step", "discrepancy_step", "oracle_step",
     "bias_variance", "log_step_grid",
+    # the stationary part of a kernel: profile over pixel offsets, frequency response
+    "stationary_profile", "radial_response",
     # the kernel-filter pipeline and the closed-form denoiser
     "ntk_filter", "KernelFilter", "ntk_denoise", "NTKDenoiseInfo", "WindowedDenoiseInfo",
     # training
