@@ -33,9 +33,13 @@ from nbclient import NotebookClient
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
 NotebookClient(
-    nb, timeout=3600, kernel_name="python3", record_timing=False, store_widget_state=False,
+    nb, timeout=3600, kernel_name="python3", record_timing=False,
     resources={"metadata": {"path": os.path.dirname(path) or "."}},
 ).execute()
+# The live widgets' state is not stored: the book shows the explorers' static players,
+# and Jupyter or Colab rebuild the widgets when the cell runs.  (nbclient needs
+# store_widget_state to execute Output widgets, so it is dropped afterwards.)
+nb.metadata.pop("widgets", None)
 nbformat.write(nb, path)
 print("executed", path)
 endef

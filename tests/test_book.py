@@ -670,13 +670,13 @@ def test_small_font_finds_small_text_only():
 
 def test_smallest_text_px():
     assert smallest_text_px(550, 550) == pytest.approx(13.89, abs=0.01)
-    assert smallest_text_px(358, 1100) < 9  # a figure twice too wide, on a phone
+    assert smallest_text_px(343, 1000) < 9  # a figure twice too wide, on a phone
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_figures_fit_the_phone_column(path):
     """Every stored figure is at most MAX_WIDTH_IN at the book's dpi (plus the tight bbox's
-    margin): on a 358 px phone column its 10 pt text is still 9 px or more."""
+    margin): on the phone column (PHONE_COLUMN_PX) its 10 pt text is still 9 px or more."""
     from ntkutils.plotting import MIN_READABLE_PX, PHONE_COLUMN_PX
 
     too_wide = []
@@ -751,3 +751,10 @@ def test_bibliography_is_labelled_author_year(built_book):
     assert "Tachella et al. 2021" in labels, labels
     assert len(labels) == len(bib_entries((ROOT / "book/references.bib").read_text())), labels
     assert all(re.fullmatch(r"\D+ \d{4}[a-z]?", label) for label in labels), labels
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_widget_state_is_stored(path):
+    """The book shows the explorers' static players and loads no widget manager; a stored
+    widget state would only add megabytes (make execute drops it)."""
+    assert "widgets" not in read_notebook(path).metadata
