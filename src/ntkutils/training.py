@@ -127,7 +127,9 @@ def make_noise_input(
     Notes
     -----
     ``u = scale * U``, ``U ~ Uniform(0, 1)`` iid.  The input is independent of the
-    image, so the tangent kernel at initialisation is a stationary (low-pass) filter.
+    image, so the tangent kernel at initialisation is stationary in expectation: a
+    constant plus a spike for a plain CNN, a low-pass filter for the encoder-decoder
+    (its down- and up-sampling; chapter 3, section 5).
 
     References
     ----------
