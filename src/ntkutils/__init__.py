@@ -22,7 +22,6 @@ Non-Local Filters" (CVPR 2021).  One module per concept:
 - :mod:`ntkutils.course`   numbers glued into the chapters' text, the run-time clock
 - :mod:`ntkutils.plotting`, :mod:`ntkutils.widgets`, :mod:`ntkutils.exercises` (one module
   a chapter), :mod:`ntkutils.classroom`, :mod:`ntkutils.cli`
-- :mod:`ntkutils.filters`  re-exports the filter names from their modules (older imports)
 
 Nothing runs at import.
 """
