@@ -661,10 +661,22 @@ def smallest_text_px(rendered_width: float, natural_width: float) -> float:
     return rendered_width / natural_width * MIN_FONT_PT * DPI / 72
 
 
-def test_small_font_finds_small_text_only():
-    found = [m.group(0) for m in SMALL_FONT.finditer(
+def small_fonts(source: str) -> list[str]:
+    """The font sizes below MIN_FONT_PT that a cell's code asks for."""
+    from ntkutils.plotting import MIN_FONT_PT
+
+    small = []
+    for m in SMALL_FONT.finditer(source):
+        size = m.group(1) or m.group(2)
+        if size is None or float(size) < MIN_FONT_PT:
+            small.append(m.group(0))
+    return small
+
+
+def test_small_fonts_finds_small_text_only():
+    found = small_fonts(
         'ax.legend(fontsize=8); ax.set_title("t", fontsize=12); show_images(a, size=2.0); '
-        'ax.tick_params(labelsize="small"); ax.legend(prop={"size": 7}); plot(markersize=4)')]
+        'ax.tick_params(labelsize="small"); ax.legend(prop={"size": 7}); plot(markersize=4)')
     assert found == ["fontsize=8", 'labelsize="small"', '"size": 7']
 
 
@@ -702,12 +714,7 @@ def test_no_figure_text_below_the_book_minimum(path):
     """No cell asks for text smaller than the style's MIN_FONT_PT (the test above assumes it)."""
     from ntkutils.plotting import MIN_FONT_PT
 
-    small = []
-    for cell in code_cells(read_notebook(path)):
-        for m in SMALL_FONT.finditer(cell.source):
-            size = m.group(1) or m.group(2)
-            if size is None or float(size) < MIN_FONT_PT:
-                small.append(m.group(0))
+    small = [s for cell in code_cells(read_notebook(path)) for s in small_fonts(cell.source)]
     assert not small, f"text below {MIN_FONT_PT} pt: {small}"
 
 
