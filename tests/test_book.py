@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import importlib.util
 import http.server
 import os
 import re
@@ -38,6 +39,11 @@ REPO_URL = CONFIG["repository"]["url"].rstrip("/")
 BRANCH = CONFIG["repository"]["branch"]
 BOOK_TITLE = CONFIG["title"]
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+# The book's Sphinx extension (book/_ext/ntk_book.py), for the names the tests share with it.
+_spec = importlib.util.spec_from_file_location("ntk_book", ROOT / "book/_ext/ntk_book.py")
+NTK_BOOK = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(NTK_BOOK)
 NB_IDS = [p.stem for p in NOTEBOOKS]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -412,7 +418,7 @@ def test_mathjax_is_served_from_the_book(built_book):
                            for s in mathjax), mathjax
     # only the bundle the pages load is shipped (book/_ext/ntk_book.py drops the others)
     bundles = sorted(p.name for p in (html / "_static/mathjax").glob("*.js")
-                     if re.fullmatch(r"(tex|mml)-[a-z-]+\.js|node-main\.js", p.name))
+                     if NTK_BOOK.BUNDLE.fullmatch(p.name))
     assert bundles == ["tex-chtml.js"], bundles
     # the macros of _config.yml reach the page
     assert "\\\\operatorname{PSNR}" in page or "\\operatorname{PSNR}" in page
@@ -654,13 +660,6 @@ return Array.from(document.querySelectorAll('.ntk-explorer')).map(d => {
 """
 
 
-def smallest_text_px(rendered_width: float, natural_width: float) -> float:
-    """The smallest text of a stored figure as shown: its 10 pt at the book's dpi, scaled."""
-    from ntkutils.plotting import DPI, MIN_FONT_PT
-
-    return rendered_width / natural_width * MIN_FONT_PT * DPI / 72
-
-
 def small_fonts(source: str) -> list[str]:
     """The font sizes below MIN_FONT_PT that a cell's code asks for."""
     from ntkutils.plotting import MIN_FONT_PT
@@ -680,16 +679,11 @@ def test_small_fonts_finds_small_text_only():
     assert found == ["fontsize=8", 'labelsize="small"', '"size": 7']
 
 
-def test_smallest_text_px():
-    assert smallest_text_px(550, 550) == pytest.approx(13.89, abs=0.01)
-    assert smallest_text_px(343, 1000) < 9  # a figure twice too wide, on a phone
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_figures_fit_the_phone_column(path):
     """Every stored figure is at most MAX_WIDTH_IN at the book's dpi (plus the tight bbox's
     margin): on the phone column (PHONE_COLUMN_PX) its 10 pt text is still 9 px or more."""
-    from ntkutils.plotting import MIN_READABLE_PX, PHONE_COLUMN_PX
+    from ntkutils.plotting import MIN_READABLE_PX, PHONE_COLUMN_PX, smallest_text_px
 
     too_wide = []
     for k, cell in enumerate(code_cells(read_notebook(path))):
@@ -722,7 +716,7 @@ def test_no_figure_text_below_the_book_minimum(path):
 @pytest.mark.parametrize("screen", WIDTHS)
 @pytest.mark.parametrize("docname", toc_docnames())
 def test_page_reads_on_desktop_and_phone(browser, served_book, docname, screen):
-    from ntkutils.plotting import MIN_READABLE_PX
+    from ntkutils.plotting import MIN_READABLE_PX, smallest_text_px
 
     browser.set_window_size(*WIDTHS[screen])
     try:

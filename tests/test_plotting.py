@@ -7,13 +7,14 @@ import torch
 from ntkutils import plotting
 from ntkutils.plotting import (
     DPI, MAX_WIDTH_IN, MIN_FONT_PT, MIN_READABLE_PX, PHONE_COLUMN_PX, panels, show_images,
+    smallest_text_px,
     use_book_style,
 )
 
 
 def smallest_rendered_px(width_px: float, column_px: float) -> float:
     """The smallest text of a figure ``width_px`` wide, shown in a ``column_px`` column."""
-    return min(1.0, column_px / width_px) * MIN_FONT_PT * DPI / 72
+    return smallest_text_px(min(width_px, column_px), width_px)
 
 
 def test_the_widest_figure_reads_on_a_phone():
@@ -66,3 +67,8 @@ def test_loglog_legend_is_not_smaller_than_the_minimum():
     plotting.plot_loglog([1, 2, 4], {"a": [1.0, 0.5, 0.25]}, ax=ax)
     assert all(t.get_fontsize() >= MIN_FONT_PT for t in ax.get_legend().get_texts())
     plt.close("all")
+
+
+def test_smallest_text_px():
+    assert smallest_text_px(550, 550) == pytest.approx(13.89, abs=0.01)
+    assert smallest_text_px(343, 1000) < 9  # a figure twice too wide, on a phone

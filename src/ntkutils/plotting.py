@@ -23,6 +23,7 @@ __all__ = [
     "MIN_FONT_PT",
     "MAX_WIDTH_IN",
     "MIN_READABLE_PX",
+    "smallest_text_px",
     "use_book_style",
     "panels",
     "to_numpy_image",
@@ -53,6 +54,16 @@ MIN_READABLE_PX = 9
 #: (the tight bounding box of a saved figure may add a few pixels).  tests/test_book.py
 #: checks every stored figure against it, and the browser test measures the rendered sizes.
 MAX_WIDTH_IN = 5.0
+
+
+def smallest_text_px(shown_width: float, natural_width: float) -> float:
+    """The smallest text of a book figure ``natural_width`` px wide shown ``shown_width``
+    px wide, in CSS pixels: its ``MIN_FONT_PT`` at ``DPI``, scaled.
+
+    >>> round(smallest_text_px(500, 500), 2), round(smallest_text_px(343, 500), 2)
+    (13.89, 9.53)
+    """
+    return shown_width / natural_width * MIN_FONT_PT * DPI / 72
 
 
 def use_book_style() -> None:
