@@ -137,3 +137,23 @@ def test_setup_cuda_without_gpu(restore_dtype):
         pytest.skip("a GPU is present")
     with pytest.raises(NTKUtilsError, match="sees no GPU"):
         course.setup(device="cuda")
+
+
+def test_glue_spread_records_mean_min_max_and_count(monkeypatch):
+    recorded = {}
+    monkeypatch.setattr(course, "glue", lambda name, value, fmt=".1f": recorded.setdefault(
+        name, course._format(name, value, fmt)))
+    course.glue_spread("gain", [1.04, 0.96, 1.30], ".2f")
+    assert recorded == {"gain": "1.10", "gain_min": "0.96", "gain_max": "1.30",
+                        "gain_seeds": "3", "gain_spread": "1.10 (0.96 to 1.30)"}
+
+
+@pytest.mark.parametrize("values, words", [
+    ([1.0, 2.0], "at least 3 seeds"),
+    ([1.0, 2.0, float("nan")], "must be finite"),
+    (["a", 1.0, 2.0], "sequence of numbers"),
+    (3.0, "sequence of numbers"),
+])
+def test_glue_spread_bad_input(values, words):
+    with pytest.raises(NTKUtilsError, match=words):
+        course.glue_spread("gain", values)

@@ -72,3 +72,51 @@ def test_loglog_legend_is_not_smaller_than_the_minimum():
 def test_smallest_text_px():
     assert smallest_text_px(550, 550) == pytest.approx(13.89, abs=0.01)
     assert smallest_text_px(343, 1000) < 9  # a figure twice too wide, on a phone
+
+
+def test_band_is_mean_line_and_min_max_band():
+    import numpy as np
+    runs = np.array([[1.0, 4.0], [3.0, 2.0], [2.0, 3.0]])
+    fig, ax = plt.subplots()
+    line = plotting.plot_band([0, 1], runs, ax=ax, label="seeds")
+    assert line.get_ydata().tolist() == [2.0, 3.0]
+    (band,) = ax.collections
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == 1.0 and ys.max() == 4.0
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("runs", [[1.0, 2.0], [[1.0, 2.0, 3.0]], [[[1.0, 2.0]]]])
+def test_band_names_the_shape_it_wants(runs):
+    with pytest.raises(ValueError, match=r"runs must be an array of shape \(seeds, 2\)"):
+        plotting.plot_band([0, 1], runs)
+    plt.close("all")
+
+
+def test_slopes_per_seed_and_their_bad_input():
+    slopes = plotting.loglog_slopes([1, 2, 4], [[1, 2, 4], [1, 4, 16], [4, 2, 1]])
+    assert slopes.round(12).tolist() == [1.0, 2.0, -1.0]
+    with pytest.raises(ValueError, match="positive"):
+        plotting.loglog_slopes([1, 2], [[1, -1]])
+
+
+def test_line_ends_are_named_apart_and_in_colour():
+    fig, ax = plt.subplots(layout="constrained")
+    a, = ax.plot([1, 2], [1.0, 1.0], label="a")
+    b, = ax.plot([1, 2], [1.0, 1.001], label="b")
+    ax.plot([1, 2], [0, 0])  # unlabelled: not named
+    ax.legend()
+    plotting.label_line_ends(ax, {"b": "b (slope 0)"}, gap=0.2)
+    assert ax.get_legend() is None
+    texts = {t.get_text(): t for t in ax.texts}
+    assert set(texts) == {"a", "b (slope 0)"}
+    assert texts["a"].get_color() == a.get_color()
+    ya, yb = texts["a"].xyann[1], texts["b (slope 0)"].xyann[1]
+    assert abs(ya - yb) >= 0.2 - 1e-12
+    with pytest.raises(ValueError, match="labels of no line"):
+        plotting.label_line_ends(ax, {"c": "c"})
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="no labelled line"):
+        plotting.label_line_ends(ax)
+    plt.close(fig)

@@ -19,6 +19,7 @@ myst-nb is not installed (Colab). ``tests/test_course.py`` checks it against
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from numbers import Real
@@ -30,7 +31,8 @@ from ._checks import NTKUtilsError, check_device
 from ._progress import bars_disabled
 from .plotting import use_book_style
 
-__all__ = ["Setup", "setup", "generator", "glue", "start_clock", "glue_run_time"]
+__all__ = ["Setup", "setup", "generator", "glue", "glue_spread", "start_clock",
+           "glue_run_time"]
 
 # myst-nb's prefix for a glued value that is recorded but not shown (myst_nb.ext.glue).
 GLUE_PREFIX = "application/papermill.record/"
@@ -172,6 +174,53 @@ def glue(name: str, value: object, fmt: str = ".1f") -> str:
             metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}},
         )
     return text
+
+
+def glue_spread(name: str, values: object, fmt: str = ".1f") -> str:
+    """Record a result measured over several seeds: its mean, minimum and maximum.
+
+    A claim drawn from a random experiment rests on at least three seeds and shows their
+    spread.  This glues ``name`` (the mean), ``name_min``, ``name_max`` and ``name_seeds``
+    (how many), and ``name_spread``, the text "mean (min to max)" that the prose quotes.
+
+    Parameters
+    ----------
+    name : str
+        Key of the mean; the other keys add ``_min``, ``_max``, ``_seeds``, ``_spread``.
+    values : sequence of numbers (at least 3) or a 1-D tensor
+        One value per seed.
+    fmt : str, default ".1f"
+        Format of every number (keep the digits that agree on every CPU).
+
+    Returns
+    -------
+    str
+        The ``name_spread`` text.
+
+    Examples
+    --------
+    >>> glue_spread("best_psnr", [24.61, 24.93, 24.40])
+    '24.6 (24.4 to 24.9)'
+    """
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    try:
+        v = [float(x) for x in values]
+    except (TypeError, ValueError):
+        raise NTKUtilsError(f"glue_spread: values of {name!r} must be a sequence of numbers, "
+                            f"one per seed; got {values!r}") from None
+    if len(v) < 3:
+        raise NTKUtilsError(f"glue_spread: values of {name!r} must hold at least 3 seeds, "
+                            f"got {len(v)}")
+    if not all(math.isfinite(x) for x in v):
+        raise NTKUtilsError(f"glue_spread: values of {name!r} must be finite, got {v}")
+    mean, lo, hi = sum(v) / len(v), min(v), max(v)
+    glue(name, mean, fmt)
+    glue(f"{name}_min", lo, fmt)
+    glue(f"{name}_max", hi, fmt)
+    glue(f"{name}_seeds", len(v), "d")
+    text = f"{_format(name, mean, fmt)} ({_format(name, lo, fmt)} to {_format(name, hi, fmt)})"
+    return glue(f"{name}_spread", text)
 
 
 def start_clock() -> None:

@@ -32,6 +32,9 @@ __all__ = [
     "plot_psnr_curves",
     "fit_loglog_slope",
     "plot_loglog",
+    "plot_band",
+    "loglog_slopes",
+    "label_line_ends",
 ]
 
 
@@ -457,3 +460,146 @@ def plot_loglog(
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return slopes
+
+
+def _runs(runs, n: int, name: str) -> np.ndarray:
+    """``runs`` as a float array of shape (seeds, n), checked."""
+    r = np.asarray(torch.as_tensor(runs).detach().cpu() if isinstance(runs, torch.Tensor)
+                   else runs, dtype=float)
+    if r.ndim != 2 or r.shape[1] != n or r.shape[0] < 1:
+        raise ValueError(f"{name} must be an array of shape (seeds, {n}): one row per seed, "
+                         f"one value per x; got shape {r.shape}")
+    return r
+
+
+def plot_band(
+    x: Sequence[float] | torch.Tensor,
+    runs: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
+    *,
+    ax: plt.Axes | None = None,
+    label: str | None = None,
+    color: str | None = None,
+    **line_kwargs,
+) -> plt.Line2D:
+    """The mean of several seeds' curves as a line, their minimum to maximum as a band.
+
+    Every curve a chapter draws from a random experiment (a training run, a draw of the
+    weights or of the noise) is drawn this way, so a reader sees how much of it is chance.
+
+    Parameters
+    ----------
+    x : sequence of float
+        Shared horizontal values.
+    runs : array of shape (seeds, len(x))
+        One curve per seed.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    label : str, optional
+        The line's label; ``"(n seeds)"`` is not added, say it in the title or caption.
+    color : str, optional
+        Colour of line and band.
+    **line_kwargs
+        Passed to ``ax.plot`` for the mean line (``marker="o"``, ``ls="--"``, ...).
+
+    Returns
+    -------
+    matplotlib Line2D
+        The mean line (its colour is the band's).
+
+    Examples
+    --------
+    >>> line = plot_band([1, 2, 3], [[1.0, 2.0, 3.0], [1.2, 2.4, 2.8], [0.8, 2.2, 3.1]],
+    ...                  label="three seeds")
+    >>> [round(float(v), 2) for v in line.get_ydata()]
+    [1.0, 2.2, 2.97]
+    >>> plt.close("all")
+    """
+    xs = np.asarray(torch.as_tensor(x).cpu() if isinstance(x, torch.Tensor) else x,
+                    dtype=float)
+    if xs.ndim != 1 or xs.size == 0:
+        raise ValueError(f"x must be a non-empty 1-D sequence, got shape {xs.shape}")
+    r = _runs(runs, xs.size, "runs")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.4))
+    (line,) = ax.plot(xs, r.mean(axis=0), label=label, color=color, **line_kwargs)
+    if r.shape[0] > 1:
+        ax.fill_between(xs, r.min(axis=0), r.max(axis=0), color=line.get_color(),
+                        alpha=0.25, lw=0)
+    return line
+
+
+def loglog_slopes(
+    x: Sequence[float], runs: Sequence[Sequence[float]] | np.ndarray,
+) -> np.ndarray:
+    """The log-log slope of each seed's series: one :func:`fit_loglog_slope` per row.
+
+    Their spread (minimum to maximum, or standard deviation over seeds) is the
+    uncertainty of a fitted exponent.
+
+    Examples
+    --------
+    >>> loglog_slopes([1, 10, 100], [[1.0, 0.1, 0.01], [1.0, 0.01, 0.0001]]).round(6).tolist()
+    [-1.0, -2.0]
+    """
+    xs = np.asarray(x, dtype=float)
+    r = _runs(runs, xs.size, "runs")
+    return np.array([fit_loglog_slope(xs, row) for row in r])
+
+
+def label_line_ends(
+    ax: plt.Axes, names: Mapping[str, str] | None = None, *, gap: float = 0.12,
+) -> None:
+    """Name each labelled line right of the axes, at the height where it ends, in its colour.
+
+    Replaces a legend that would hide the curves in a narrow figure: a thin leader joins
+    each name to its line's last point, and names closer than ``gap`` (axes fraction) are
+    pushed apart.  Draw the figure with constrained layout so the names get room.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        Lines whose label starts with ``_`` (matplotlib's "no label") are skipped.
+    names : mapping str -> str, optional
+        The text for a line's label (for example its name and fitted slope); the label
+        itself otherwise.
+    gap : float
+        Least vertical distance between two names, in axes fraction.
+
+    Examples
+    --------
+    >>> fig, ax = plt.subplots(layout="constrained")
+    >>> _ = ax.plot([1, 2], [1, 2], label="rising")
+    >>> _ = ax.plot([1, 2], [2, 1], label="falling")
+    >>> label_line_ends(ax, {"rising": "rising (slope 1)"})
+    >>> sorted(t.get_text() for t in ax.texts)
+    ['falling', 'rising (slope 1)']
+    >>> plt.close(fig)
+    """
+    names = dict(names or {})
+    lines = [ln for ln in ax.get_lines() if not str(ln.get_label()).startswith("_")]
+    if not lines:
+        raise ValueError("ax has no labelled line to name (give each line a label=)")
+    unknown = set(names) - {ln.get_label() for ln in lines}
+    if unknown:
+        raise ValueError(f"names has labels of no line in ax: {sorted(unknown)}")
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    to_axes = ax.transData + ax.transAxes.inverted()
+    ends = []
+    for ln in lines:
+        xs, ys = (np.asarray(v, dtype=float) for v in ln.get_data())
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        if not ok.any():
+            continue
+        xe, ye = xs[ok][-1], ys[ok][-1]
+        ends.append([float(to_axes.transform((xe, ye))[1]), xe, ye, ln])
+    ends.sort(key=lambda e: e[0])
+    for k in range(1, len(ends)):
+        ends[k][0] = max(ends[k][0], ends[k - 1][0] + gap)
+    shift = max(ends[-1][0] - 1, 0)
+    for f, xe, ye, ln in ends:
+        colour = ln.get_color()
+        ax.annotate(names.get(ln.get_label(), ln.get_label()), xy=(xe, ye),
+                    xytext=(1.04, f - shift), textcoords="axes fraction", va="center",
+                    color=colour, annotation_clip=False,
+                    arrowprops=dict(arrowstyle="-", color=colour, lw=0.8, shrinkB=3))
