@@ -1,5 +1,6 @@
 """Tests of the chapter 7 exercise checkers: each accepts a right answer computed here
-independently (plain loops and formulas) and rejects wrong ones with feedback."""
+independently (plain loops and formulas, or the package's pieces instead of its pipeline)
+and rejects wrong ones with feedback that does not give the answer."""
 from __future__ import annotations
 
 import math
@@ -8,17 +9,22 @@ import pytest
 import torch
 
 from ntkutils.exercises import (
+    CH7_LOW_SIGMA,
+    CH7_SEEDS,
     ExerciseFailed,
+    check_ch7_clean_input,
     check_ch7_flat_psnr,
+    check_ch7_noise_level,
     check_ch7_ntk_nystrom,
     check_ch7_oracle_gap,
     check_ch7_rank_agreement,
 )
-from ntkutils.nystrom import nystrom_eigenpairs
+from ntkutils.nystrom import landmark_pixels, nystrom_eigenpairs
 from ntkutils.spectral import gd_filter
 from ntkutils.images import add_noise, load_image
 from ntkutils.kernels import ntk_closed_form
 from ntkutils.reproduce import INPUTS, METHODS, POSTER_PSNR, reproduce_grid
+from ntkutils.stopping import log_step_grid
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -164,3 +170,118 @@ def test_rank_agreement_rejects_pearson_of_values(grid):
         check_ch7_rank_agreement(_pearson(ours, poster), grid)
     with pytest.raises(ExerciseFailed):
         check_ch7_rank_agreement(1.0, grid)
+
+
+# ------------------------------------------------------------------- 7.5 and 7.6
+def _kernel_cell_psnr(u, y, x, settings, landmark_seed):
+    """Best PSNR and its step of the kernel column, from the package's pieces and
+    explicit loops (not ntk_filter): landmarks, Nyström, the closed-form GD filter."""
+    H, W = x.shape[1:]
+    S = landmark_pixels((H, W), settings.n_landmarks,
+                        generator=torch.Generator().manual_seed(landmark_seed))
+    cols = ntk_closed_form(u.double(), settings.patch_size, columns=S)  # (n, m)
+    lam, V = nystrom_eigenpairs(cols, S)
+    steps = log_step_grid(settings.ntk_max_step)
+    z = gd_filter(y.double(), lam, V, steps, lr=1 / float(lam[0]))  # (T, C, H, W)
+    curve = [_psnr(zt, x) for zt in z]
+    best = max(range(len(curve)), key=curve.__getitem__)
+    return curve[best], int(steps[best])
+
+
+def _runs(grid, sigma, clean_input):
+    """(PSNR of y, PSNR of the cell, its step) for each seed, computed here."""
+    s, x = grid.settings, grid.x.double()
+    out = []
+    for k in CH7_SEEDS:
+        y = add_noise(x, sigma, generator=torch.Generator().manual_seed(s.seed + k))
+        u = x if clean_input else y
+        out.append((_psnr(y, x), *_kernel_cell_psnr(u, y, x, s, s.seed + 102 + k)))
+    return out
+
+
+def test_seeds_are_three_and_the_low_sigma_is_lower(grid):
+    assert len(CH7_SEEDS) >= 3 and len(set(CH7_SEEDS)) == len(CH7_SEEDS)
+    assert 0 < CH7_LOW_SIGMA < grid.settings.sigma
+
+
+def _clean_choice(grid):
+    noisy, clean = _runs(grid, grid.settings.sigma, False), _runs(grid, grid.settings.sigma,
+                                                                   True)
+    gain = sum(c[1] - n[1] for c, n in zip(clean, noisy)) / len(noisy)
+    return gain, ("lower" if gain < -1 else "same" if gain <= 1
+                  else "higher" if gain <= 5 else "much higher")
+
+
+def test_clean_input_accepts_what_the_runs_show_and_rejects_the_rest(grid, capsys):
+    gain, right = _clean_choice(grid)
+    check_ch7_clean_input(right, grid)
+    out = capsys.readouterr().out
+    assert "Exercise 7.5: correct" in out and f"{gain:.1f}" not in out
+    check_ch7_clean_input(f"  {right.upper()} ", grid)  # case and spaces do not matter
+    for wrong in {"lower", "same", "higher", "much higher"} - {right}:
+        with pytest.raises(ExerciseFailed, match="did (better|worse) than that") as err:
+            check_ch7_clean_input(wrong, grid)
+        assert f"{gain:.1f}" not in str(err.value) and f'"{right}"' not in str(err.value)
+
+
+def test_clean_input_says_which_way_it_misses(grid):
+    _, right = _clean_choice(grid)
+    if right != "lower":
+        with pytest.raises(ExerciseFailed, match="did better"):
+            check_ch7_clean_input("lower", grid)
+    if right != "much higher":
+        with pytest.raises(ExerciseFailed, match="did worse"):
+            check_ch7_clean_input("much higher", grid)
+
+
+@pytest.mark.parametrize("bad", [None, 3.0, "maybe", ["higher"]])
+def test_clean_input_names_the_choices_for_bad_input(grid, bad):
+    with pytest.raises(ExerciseFailed, match='"lower", "same", "higher", "much higher"'):
+        check_ch7_clean_input(bad, grid)
+    with pytest.raises(TypeError, match="GridResult"):
+        check_ch7_clean_input("same", None)
+
+
+@pytest.fixture(scope="module")
+def noise_runs(grid):
+    low = _runs(grid, CH7_LOW_SIGMA, False)
+    mid = _runs(grid, grid.settings.sigma, False)
+    gain = sum(p - p_y for p_y, p, _ in low) / len(low)
+    votes = sum((a[2] > b[2]) - (a[2] < b[2]) for a, b in zip(low, mid))
+    stop = "later" if votes > 0 else "earlier" if votes < 0 else "same"
+    return low, mid, gain, stop
+
+
+def test_noise_level_accepts_the_gain_and_the_step(grid, noise_runs, capsys):
+    _, _, gain, stop = noise_runs
+    check_ch7_noise_level(gain, stop, grid)
+    out = capsys.readouterr().out
+    assert "Exercise 7.6: correct" in out and f"{gain:.1f}" not in out
+
+
+def test_noise_level_rejects_slips_with_their_hint(grid, noise_runs):
+    low, mid, gain, stop = noise_runs
+    cell_psnr = sum(p for _, p, _ in low) / len(low)
+    gain_mid = sum(p - p_y for p_y, p, _ in mid) / len(mid)
+    with pytest.raises(ExerciseFailed, match="minus the noisy image's") as err:
+        check_ch7_noise_level(cell_psnr, stop, grid)
+    assert f"{gain:.2f}" not in str(err.value)
+    with pytest.raises(ExerciseFailed, match="15 / 255"):
+        check_ch7_noise_level(gain_mid, stop, grid)
+    with pytest.raises(ExerciseFailed, match="too (large|small)") as err:
+        check_ch7_noise_level(gain + 0.5, stop, grid)
+    assert f"{gain:.2f}" not in str(err.value)
+    for wrong in {"earlier", "same", "later"} - {stop}:
+        with pytest.raises(ExerciseFailed, match="not what most of the seeds show") as err:
+            check_ch7_noise_level(gain, wrong, grid)
+        assert f'"{stop}"' not in str(err.value)
+
+
+def test_noise_level_names_bad_input(grid, noise_runs):
+    _, _, gain, stop = noise_runs
+    with pytest.raises(ExerciseFailed, match="a mean PSNR gain in dB"):
+        check_ch7_noise_level(None, stop, grid)
+    with pytest.raises(ExerciseFailed, match='"earlier", "same", "later"'):
+        check_ch7_noise_level(gain, None, grid)
+    with pytest.raises(TypeError, match="GridResult"):
+        check_ch7_noise_level(gain, stop, None)

@@ -47,7 +47,11 @@ from .ch5 import (
 )
 from .ch6 import check_ch6_adam_first_step, check_ch6_kernel_change, check_ch6_norm_slopes
 from .ch7 import (
+    CH7_LOW_SIGMA,
+    CH7_SEEDS,
+    check_ch7_clean_input,
     check_ch7_flat_psnr,
+    check_ch7_noise_level,
     check_ch7_ntk_nystrom,
     check_ch7_oracle_gap,
     check_ch7_rank_agreement,
@@ -74,5 +78,5 @@ __all__ = [
     "check_ch6_adam_first_step", "check_ch6_norm_slopes", "check_ch6_kernel_change",
     # chapter 7: the paper's results, reproduced
     "check_ch7_flat_psnr", "check_ch7_ntk_nystrom", "check_ch7_oracle_gap",
-    "check_ch7_rank_agreement",
+    "check_ch7_rank_agreement", "check_ch7_clean_input", "check_ch7_noise_level",
 ]

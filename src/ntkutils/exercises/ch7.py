@@ -1,6 +1,7 @@
 """Checkers of chapter 7, the paper's results reproduced: the flat image's PSNR, the
-"NTK + Nyström" cell from its parts, the oracle's gain over the discrepancy principle, and the
-rank agreement with the poster's grid."""
+"NTK + Nyström" cell from its parts, the oracle's gain over the discrepancy principle, the
+rank agreement with the poster's grid, a prediction of the kernel cell with the clean image
+as input, and the kernel cell at a lower noise level."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,12 +13,22 @@ from scipy.stats import pearsonr, spearmanr
 
 from ..images import add_noise, load_image
 from ..kernels import ntk_closed_form
+from ..pipeline import ntk_filter
 from ..reproduce import INPUTS, METHODS, POSTER_PSNR, GridResult
-from ..stopping import _discrepancy_index
+from ..stopping import _discrepancy_index, log_step_grid
 from ._feedback import _call, _fail, _miss, _number, _passed
 
-__all__ = ["check_ch7_flat_psnr", "check_ch7_ntk_nystrom", "check_ch7_oracle_gap",
-           "check_ch7_rank_agreement"]
+__all__ = ["CH7_SEEDS", "CH7_LOW_SIGMA", "check_ch7_flat_psnr", "check_ch7_ntk_nystrom",
+           "check_ch7_oracle_gap", "check_ch7_rank_agreement", "check_ch7_clean_input",
+           "check_ch7_noise_level"]
+
+#: Seeds of Exercises 7.5 and 7.6, added to the grid's seed: the noise of seed ``k`` is
+#: drawn with ``seed + k``, its landmarks with ``seed + 102 + k`` (so ``k = 0`` is the
+#: grid's own noisy image and kernel cell).
+CH7_SEEDS = (0, 1, 2)
+
+#: The lower noise level of Exercise 7.6, on the [0, 1] scale.
+CH7_LOW_SIGMA = 15 / 255
 
 
 def _number_answer(exercise: str, answer: Any, what: str) -> float:
@@ -288,3 +299,175 @@ def check_ch7_rank_agreement(answer: Any, result: Any) -> None:
     _fail(ex, "the rank correlation (Spearman)", f"{got:.4f}: {_miss(got, expected)}",
           "rank both lists (scipy.stats.rankdata), then Pearson's correlation of the "
           "ranks")
+
+
+# ------------------------------------------------------------------ 7.5 and 7.6
+def _kernel_runs(result: GridResult, sigma: float,
+                 clean_input: bool) -> list[tuple[float, float, int]]:
+    """``(PSNR of y, PSNR of the kernel cell, oracle step)`` for each of :data:`CH7_SEEDS`.
+
+    The grid's "NTK + Nyström" cell (its patch size, depth, landmarks and steps) for the
+    noisy image ``y_k = x + sigma * noise_k``, with ``y_k`` itself or, with
+    ``clean_input``, the clean ``x`` as the network input; PSNRs from their definition.
+    """
+    s = result.settings
+    x = result.x.detach().cpu().double()
+    runs = []
+    for k in CH7_SEEDS:
+        y = add_noise(x, sigma, generator=torch.Generator().manual_seed(s.seed + k))
+        f = ntk_filter(x if clean_input else y, y, patch_size=s.patch_size,
+                       depth=s.vanilla_depth, method="nystrom", n_landmarks=s.n_landmarks,
+                       steps=log_step_grid(s.ntk_max_step), x=x,
+                       generator=torch.Generator().manual_seed(s.seed + 102 + k))
+        runs.append((_psnr_by_definition(y, x), _psnr_by_definition(f.x_hat, x), f.step))
+    return runs
+
+
+def _choice(exercise: str, value: Any, choices: tuple[str, ...], what: str) -> str:
+    """The reader's named choice, or feedback listing the choices."""
+    if not isinstance(value, str) or value.strip().lower() not in choices:
+        shown = f"{type(value).__name__} {value!r}"
+        _fail(exercise, f"{what}: one of " + ", ".join(f'"{c}"' for c in choices), shown,
+              "set it to one of the quoted words (replace the `None`)")
+    return value.strip().lower()
+
+
+#: Exercise 7.5's choices, from low to high: the clean-image kernel cell minus the
+#: noisy-image one (dB, same seed) below -1, within 1, from 1 to 5, above 5.
+_CLEAN_CHOICES = ("lower", "same", "higher", "much higher")
+
+
+def _clean_category(gain: float) -> str:
+    """Exercise 7.5's choice for a mean gain in dB (see :data:`_CLEAN_CHOICES`)."""
+    if gain < -1.0:
+        return "lower"
+    if gain <= 1.0:
+        return "same"
+    return "higher" if gain <= 5.0 else "much higher"
+
+
+def check_ch7_clean_input(prediction: Any, result: Any) -> None:
+    """Checker of Exercise 7.5: the kernel cell with the clean image as input (an oracle).
+
+    Parameters
+    ----------
+    prediction : str
+        The reader's prediction, made before the runs, of the kernel cell's PSNR with the
+        clean image ``x`` as network input (filtering the noisy ``y``, stopped at the
+        oracle step) against the grid's kernel cell with ``y`` as input, same noise and
+        landmarks: ``"lower"`` (more than 1 dB below), ``"same"`` (within 1 dB),
+        ``"higher"`` (1 to 5 dB above) or ``"much higher"`` (more than 5 dB above).
+    result : ntkutils.reproduce.GridResult
+        The grid (its clean image and settings).
+
+    Raises
+    ------
+    ExerciseFailed
+        When the prediction is not one of the four words, or not what the runs show: the
+        feedback says whether the clean-image kernel did better or worse than predicted.
+
+    Notes
+    -----
+    The checker runs both kernel cells itself for the seeds :data:`CH7_SEEDS` (noise
+    ``seed + k``, landmarks ``seed + 102 + k``) with :func:`ntkutils.pipeline.ntk_filter`,
+    and takes the mean over the seeds of the difference of their PSNRs.
+
+    Examples
+    --------
+    >>> from ntkutils.reproduce import reproduce_grid
+    >>> r = reproduce_grid("test", progress=False)
+    >>> check_ch7_clean_input("maybe", r)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ntkutils.exercises.ExerciseFailed: Exercise 7.5: not yet...
+    """
+    ex = "Exercise 7.5"
+    _grid_cells(result)
+    got = _choice(ex, prediction, _CLEAN_CHOICES, "your prediction")
+    sigma = result.settings.sigma
+    noisy = _kernel_runs(result, sigma, clean_input=False)
+    clean = _kernel_runs(result, sigma, clean_input=True)
+    gain = sum(c[1] - n[1] for c, n in zip(clean, noisy)) / len(noisy)
+    expected = _clean_category(gain)
+    if got == expected:
+        _passed(ex, f"your prediction agrees with the {len(noisy)} runs")
+        return
+    better = _CLEAN_CHOICES.index(expected) > _CLEAN_CHOICES.index(got)
+    _fail(ex, f"your prediction against the {len(noisy)} runs (the mean over the seeds of "
+          "the clean-image cell minus the noisy-image cell)",
+          f'"{got}": the clean-image kernel did {"better" if better else "worse"} than that',
+          "the gradient-descent filter fits the kernel's leading eigen-images first, and "
+          "they are made of the input's patches (Chapter 3, Section 5): how well do they "
+          "represent the clean image when the input is x itself, and how much noise?")
+
+
+_STOP_CHOICES = ("earlier", "same", "later")
+
+
+def check_ch7_noise_level(answer: Any, stop: Any, result: Any) -> None:
+    """Checker of Exercise 7.6: the kernel cell at the lower noise level ``15/255``.
+
+    Parameters
+    ----------
+    answer : float
+        The reader's mean, over the seeds :data:`CH7_SEEDS`, of the kernel cell's gain
+        over the noisy image, ``PSNR(x_hat) - PSNR(y)`` in dB, with the noisy image as
+        input and ``sigma =`` :data:`CH7_LOW_SIGMA` (noise ``seed + k``, landmarks
+        ``seed + 102 + k``, the oracle step).
+    stop : str
+        Where that oracle step falls against the one at the grid's noise level on the
+        same seed: ``"earlier"``, ``"same"`` or ``"later"`` (what most seeds show).
+    result : ntkutils.reproduce.GridResult
+        The grid (its clean image and settings).
+
+    Raises
+    ------
+    ExerciseFailed
+        When the gain is more than 0.01 dB from the checker's own runs (with a hint when
+        it is the cell's PSNR rather than its gain, or the gain at the grid's noise
+        level), or when ``stop`` is not what the runs show.
+
+    Notes
+    -----
+    The checker runs the cells itself with :func:`ntkutils.pipeline.ntk_filter` at both
+    noise levels and measures the PSNRs from their definition.
+
+    Examples
+    --------
+    >>> from ntkutils.reproduce import reproduce_grid
+    >>> r = reproduce_grid("test", progress=False)
+    >>> check_ch7_noise_level(None, None, r)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ntkutils.exercises.ExerciseFailed: Exercise 7.6: not yet...
+    """
+    ex = "Exercise 7.6"
+    _grid_cells(result)
+    got = _number_answer(ex, answer, "a mean PSNR gain in dB (a float)")
+    got_stop = _choice(ex, stop, _STOP_CHOICES, "`stop`")
+    low = _kernel_runs(result, CH7_LOW_SIGMA, clean_input=False)
+    mid = _kernel_runs(result, result.settings.sigma, clean_input=False)
+    expected = sum(p - p_y for p_y, p, _ in low) / len(low)
+    checked = f"the mean gain over the noisy image at sigma = 15/255 ({len(low)} seeds)"
+    if not abs(got - expected) <= 0.01:
+        if abs(got - sum(p for _, p, _ in low) / len(low)) <= 0.01:
+            _fail(ex, checked, f"{got:.2f} dB, the cell's own PSNR",
+                  "the gain is the cell's PSNR minus the noisy image's, seed by seed")
+        if abs(got - sum(p - p_y for p_y, p, _ in mid) / len(mid)) <= 0.01:
+            _fail(ex, checked, f"{got:.2f} dB, the gain at the grid's noise level",
+                  "draw the noise with sigma = 15 / 255 (CH7_LOW_SIGMA)")
+        _fail(ex, checked, f"{got:.2f} dB: {_miss(got, expected)}",
+              "for each seed k: y = add_noise(x, 15 / 255, generator(seed + k)), the "
+              "kernel cell of input y with landmarks from generator(seed + 102 + k), "
+              "then psnr(x_hat, x) - psnr(y, x); the mean over the seeds")
+    votes = [(t_low > t_mid) - (t_low < t_mid) for (_, _, t_low), (_, _, t_mid)
+             in zip(low, mid)]
+    majority = sum(votes)
+    expected_stop = "later" if majority > 0 else "earlier" if majority < 0 else "same"
+    if got_stop != expected_stop:
+        _fail(ex, "where the oracle step at 15/255 falls against the one at the grid's "
+              "noise level, seed by seed", f'"{got_stop}": not what most of the seeds show',
+              "compare the runs' f.step at the two noise levels on the same seed; then "
+              "ask how many of y's directions carry more image than noise when the "
+              "noise is lower (Chapter 4: the bias-variance trade-off)")
+    _passed(ex, f"the gain within 0.01 dB and the step, over {len(low)} seeds")
