@@ -14,8 +14,11 @@ from ntkutils.exercises import (
     check_error_slope,
     check_mlp_ntk,
     check_ntk_entry,
+    check_patch_error,
     check_weight_change_exponents,
 )
+from ntkutils.kernels import ntk_closed_form, ntk_empirical
+from ntkutils.networks import build_single_layer_cnn
 
 
 def _angle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -99,7 +102,7 @@ def test_arccos_k1_accepts_right_answer(capsys):
 
 @pytest.mark.parametrize("wrong", [k1_no_clamp, k1_half, not_implemented])
 def test_arccos_k1_rejects_wrong_answers(wrong):
-    with pytest.raises(ExerciseFailed, match="Exercise 2.1"):
+    with pytest.raises(ExerciseFailed, match="Exercise 2.3"):
         check_arccos_k1(wrong)
 
 
@@ -111,7 +114,7 @@ def test_ntk_entry_accepts_right_answer(capsys):
 @pytest.mark.parametrize("wrong", [entry_output_layer_only, entry_without_d,
                                    not_implemented, lambda p, q: "0.1"])
 def test_ntk_entry_rejects_wrong_answers(wrong):
-    with pytest.raises(ExerciseFailed, match="Exercise 2.2"):
+    with pytest.raises(ExerciseFailed, match="Exercise 2.4"):
         check_ntk_entry(wrong)
 
 
@@ -123,19 +126,97 @@ def test_mlp_ntk_accepts_right_answer(capsys):
 @pytest.mark.parametrize("wrong", [mlp_ntk_weights_only, mlp_ntk_transposed,
                                    not_implemented])
 def test_mlp_ntk_rejects_wrong_answers(wrong):
-    with pytest.raises(ExerciseFailed, match="Exercise 2.3"):
+    with pytest.raises(ExerciseFailed, match="Exercise 2.5"):
         check_mlp_ntk(wrong)
 
 
-def test_error_slope():
-    check_error_slope(-0.5)
-    for wrong in (-1.0, 0.5, None, "-0.5"):
-        with pytest.raises(ExerciseFailed, match="Exercise 2.4"):
-            check_error_slope(wrong)
+SLOPES = [-0.53, -0.47, -0.58]  # a made-up sweep, one slope per seed
+
+
+def test_error_slope_accepts_a_prediction_within_the_seeds(capsys):
+    check_error_slope(-0.5, SLOPES)
+    check_error_slope(-0.6, torch.tensor(SLOPES))  # within the 0.05 margin
+    out = capsys.readouterr().out
+    assert out.count("correct") == 2 and "0.5" not in out
+
+
+@pytest.mark.parametrize("wrong, how", [(-1.0, "steeper"), (-0.25, "flatter"),
+                                        (0.5, "sign is wrong")])
+def test_error_slope_says_how_a_prediction_misses_without_the_sweep(wrong, how):
+    with pytest.raises(ExerciseFailed, match="Exercise 2.1") as info:
+        check_error_slope(wrong, SLOPES)
+    message = str(info.value)
+    assert how in message and "hint:" in message
+    assert not any(f"{v:g}" in message for v in SLOPES)  # the sweep's slopes not shown
+    assert "-0.5" not in message.replace(f"{wrong:g}", "")
+
+
+@pytest.mark.parametrize("prediction, slopes, named", [
+    (None, SLOPES, "prediction"), ("-0.5", SLOPES, "prediction"),
+    (-0.5, SLOPES[:2], "slopes"), (-0.5, None, "slopes"),
+    (-0.5, [-0.5, float("nan"), -0.4], "slopes")])
+def test_error_slope_names_bad_input(prediction, slopes, named):
+    with pytest.raises(ExerciseFailed, match=named):
+        check_error_slope(prediction, slopes)
+
+
+U_SMALL = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(5)).double()
+
+
+def error_with_the_package(c, seed, patch_size=5):
+    # The chapter's way, written here: ntk_empirical against ntk_closed_form.
+    net = build_single_layer_cnn(channels=c, patch_size=patch_size,
+                                 generator=torch.Generator().manual_seed(seed))
+    K = ntk_closed_form(U_SMALL, patch_size)
+    return ((ntk_empirical(net, U_SMALL).double() - K).norm() / K.norm()).item()
+
+
+def test_patch_error_accepts_the_run_and_the_right_reason(capsys):
+    check_patch_error(error_with_the_package, "units", U_SMALL)
+    out = capsys.readouterr().out
+    assert "Exercise 2.6: correct" in out and "units" not in out
+
+
+def test_patch_error_accepts_a_float32_run(capsys):
+    def in_float32(c, seed):
+        net = build_single_layer_cnn(channels=c, patch_size=5,
+                                     generator=torch.Generator().manual_seed(seed))
+        K = ntk_closed_form(U_SMALL, 5)
+        K32 = ntk_empirical(net.float(), U_SMALL.float()).double()
+        return ((K32 - K).norm() / K.norm()).item()
+
+    check_patch_error(in_float32, "units", U_SMALL)
+    assert "correct" in capsys.readouterr().out
+
+
+def test_patch_error_finds_a_run_with_the_old_patches():
+    with pytest.raises(ExerciseFailed, match="patch_size=5") as info:
+        check_patch_error(lambda c, s: error_with_the_package(c, s, 3), "units", U_SMALL)
+    assert "width 16" in str(info.value)
+
+
+@pytest.mark.parametrize("wrong", ["patch", "image"])
+def test_patch_error_rejects_a_wrong_reason_without_the_answer(wrong):
+    with pytest.raises(ExerciseFailed, match="what sets the exponent") as info:
+        check_patch_error(error_with_the_package, wrong, U_SMALL)
+    message = str(info.value)
+    assert "hint:" in message and "'units'" not in message
+
+
+@pytest.mark.parametrize("args, named", [
+    ((not_implemented, "units", U_SMALL), "NotImplementedError"),
+    ((error_with_the_package, None, U_SMALL), "reason: one of"),
+    ((error_with_the_package, "Units", U_SMALL), "reason: one of"),
+    ((lambda c, s: [0.1], "units", U_SMALL), "a number"),
+    ((error_with_the_package, "units", U_SMALL.numpy()), "u: the input"),
+    ((error_with_the_package, "units", U_SMALL[0]), "u: the input")])
+def test_patch_error_names_bad_input(args, named):
+    with pytest.raises(ExerciseFailed, match=named):
+        check_patch_error(*args)
 
 
 def test_weight_change_exponents():
     check_weight_change_exponents((0, -0.5))
     for wrong in ((-0.5, -0.5), (0.0, -1.0), (0.0,), None, ("0", "-0.5")):
-        with pytest.raises(ExerciseFailed, match="Exercise 2.5"):
+        with pytest.raises(ExerciseFailed, match="Exercise 2.2"):
             check_weight_change_exponents(wrong)

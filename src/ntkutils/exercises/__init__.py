@@ -23,6 +23,7 @@ from .ch2 import (
     check_error_slope,
     check_mlp_ntk,
     check_ntk_entry,
+    check_patch_error,
     check_weight_change_exponents,
 )
 from .ch3 import (
@@ -64,7 +65,7 @@ __all__ = [
     "check_ch1_discrepancy_stop",
     # chapter 2: the neural tangent kernel
     "check_arccos_k1", "check_ntk_entry", "check_mlp_ntk", "check_error_slope",
-    "check_weight_change_exponents",
+    "check_weight_change_exponents", "check_patch_error",
     # chapter 3: the NTK is a non-local filter
     "check_ch3_sign_change_angle", "check_ch3_permuted_kernel",
     "check_ch3_noise_background", "check_ch3_degrees_of_freedom",

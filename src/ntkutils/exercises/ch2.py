@@ -1,27 +1,29 @@
 """Checkers of chapter 2, the neural tangent kernel: the arc-cosine kernel, the NTK entry
-of two patches, the empirical NTK of an MLP, and how the kernel and the weights move with the
-width."""
+of two patches, the empirical NTK of an MLP, how the kernel and the weights move with the
+width, and the kernel error with bigger patches."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ..kernels import arccos_kernel, extract_patches, ntk_closed_form
+from ..networks import build_single_layer_cnn
 from ._feedback import (
     _as_scalar_tensor,
     _call,
     _compare,
     _fail,
     _miss,
+    _number,
     _pair,
     _passed,
-    check_value,
 )
 
 __all__ = ["check_arccos_k1", "check_ntk_entry", "check_mlp_ntk", "check_error_slope",
-           "check_weight_change_exponents"]
+           "check_weight_change_exponents", "check_patch_error"]
 
 
 def _vector_pairs() -> list[tuple[torch.Tensor, torch.Tensor, str]]:
@@ -44,7 +46,7 @@ def _vector_pairs() -> list[tuple[torch.Tensor, torch.Tensor, str]]:
 
 
 def check_arccos_k1(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
-    """Checker of Exercise 2.1: the degree-1 arc-cosine kernel of two vectors.
+    """Checker of Exercise 2.3: the degree-1 arc-cosine kernel of two vectors.
 
     Parameters
     ----------
@@ -62,9 +64,9 @@ def check_arccos_k1(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
     --------
     >>> from ntkutils.kernels import arccos_kernel
     >>> check_arccos_k1(lambda x, y: arccos_kernel(x[None], y[None], 1)[0, 0])
-    Exercise 2.1: correct (6 cases, including parallel, opposite and zero vectors).
+    Exercise 2.3: correct (6 cases, including parallel, opposite and zero vectors).
     """
-    ex = "Exercise 2.1"
+    ex = "Exercise 2.3"
     for x, y, label in _vector_pairs():
         got = _as_scalar_tensor(ex, _call(ex, fn, x.clone(), y.clone()))
         ref = arccos_kernel(x[None], y[None], 1)[0, 0]
@@ -75,7 +77,7 @@ def check_arccos_k1(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
 
 
 def check_ntk_entry(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
-    """Checker of Exercise 2.2: the closed-form NTK entry of two patches.
+    """Checker of Exercise 2.4: the closed-form NTK entry of two patches.
 
     Parameters
     ----------
@@ -103,9 +105,9 @@ def check_ntk_entry(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
     ...     k1 = arccos_kernel(p[None], q[None], 1)[0, 0]
     ...     return (k1 + (p @ q) * k0) / (2 * p.numel())
     >>> check_ntk_entry(entry)
-    Exercise 2.2: correct (8 pairs of patches, gray and colour, equal to ntk_closed_form).
+    Exercise 2.4: correct (8 pairs of patches, gray and colour, equal to ntk_closed_form).
     """
-    ex = "Exercise 2.2"
+    ex = "Exercise 2.4"
     g = torch.Generator().manual_seed(2)
     gray = torch.rand(1, 6, 6, generator=g, dtype=torch.float64)
     gray[:, :2, :2] = 0.0  # pixel 0's 3 x 3 patch is all zeros
@@ -152,7 +154,7 @@ def _ntk_by_autograd(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
 
 
 def check_mlp_ntk(fn: Callable[[torch.nn.Module, torch.Tensor], Any]) -> None:
-    """Checker of Exercise 2.3: the empirical NTK of a small MLP with torch.func.
+    """Checker of Exercise 2.5: the empirical NTK of a small MLP with torch.func.
 
     Parameters
     ----------
@@ -170,9 +172,9 @@ def check_mlp_ntk(fn: Callable[[torch.nn.Module, torch.Tensor], Any]) -> None:
     Examples
     --------
     >>> check_mlp_ntk(_ntk_by_autograd)
-    Exercise 2.3: correct (2 MLPs (tanh and two-layer ReLU), equal to J J^T within 1e-6).
+    Exercise 2.5: correct (2 MLPs (tanh and two-layer ReLU), equal to J J^T within 1e-6).
     """
-    ex = "Exercise 2.3"
+    ex = "Exercise 2.5"
     g = torch.Generator().manual_seed(3)
     cases = [(_mlp([3, 16, 1], torch.nn.Tanh, 0),
               torch.randn(5, 3, generator=g, dtype=torch.float64)),
@@ -187,33 +189,149 @@ def check_mlp_ntk(fn: Callable[[torch.nn.Module, torch.Tensor], Any]) -> None:
     _passed(ex, "2 MLPs (tanh and two-layer ReLU), equal to J J^T within 1e-6")
 
 
-def check_error_slope(answer: Any) -> None:
-    """Checker of Exercise 2.4: the log-log slope of the empirical kernel's error.
+def _seed_values(exercise: str, values: Any, what: str, n: int | None = None) -> list[float]:
+    """The reader's per-seed numbers as floats, or feedback naming ``what`` was expected."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    try:
+        v = [float(x) for x in values]
+    except (TypeError, ValueError):
+        v = []
+    wanted = f"{n}" if n is not None else "at least 3"
+    if (isinstance(values, (str, bytes)) or len(v) < 3 or n is not None and len(v) != n
+            or not all(math.isfinite(x) for x in v)):
+        _fail(exercise, f"{what}: a list of {wanted} finite numbers, one per seed",
+              f"{type(values).__name__} {values!r}"[:120],
+              "pass one number per seed, e.g. a list or a 1-D array")
+    return v
+
+
+def check_error_slope(prediction: Any, slopes: Any) -> None:
+    """Checker of Exercise 2.1: a predicted slope of the kernel error against the sweep.
 
     Parameters
     ----------
-    answer : float
-        The exponent ``a`` in ``||Theta_c - Theta||_F / ||Theta||_F ~ c^a``.
+    prediction : float
+        The reader's exponent ``a`` in ``||Theta_c - Theta||_F / ||Theta||_F ~ c^a``,
+        written before the sweep ran.
+    slopes : sequence of float
+        What the sweep shows: one fitted log-log slope per seed
+        (:func:`ntkutils.plotting.loglog_slopes`), at least 3.
 
     Raises
     ------
     ExerciseFailed
-        Unless ``answer`` is ``-1/2`` (within 0.02), the central-limit rate of an average
-        of ``c`` independent terms.
+        Unless ``prediction`` lies within the seeds' slopes, widened by 0.05 on each
+        side; the feedback says whether it is steeper or flatter than every seed, or of
+        the wrong sign, and hints at the central-limit rate of an average of ``c``
+        independent terms, without its value.
 
     Examples
     --------
-    >>> check_error_slope(-0.5)
-    Exercise 2.4: correct (within 0.02).
+    >>> check_error_slope(-0.5, [-0.53, -0.47, -0.58])
+    Exercise 2.1: correct (your prediction lies within the 3 seeds' slopes, widened by 0.05).
     """
-    check_value("Exercise 2.4", answer, -0.5, rtol=0.0, atol=0.02,
-                hint="each entry of the empirical kernel is an average of c independent "
-                     "terms (one per hidden unit): how does the standard deviation of an "
-                     "average of c iid terms shrink with c?")
+    ex = "Exercise 2.1"
+    s = _seed_values(ex, slopes, "slopes (the sweep's fitted slope of each seed)")
+    pred = _number(ex, prediction, "your prediction: a number (the exponent a)",
+                   "set slope_prediction to a number, e.g. -2.0, before running the sweep")
+    lo, hi, tol = min(s), max(s), 0.05
+    hint = ("each entry of the empirical kernel is an average of c independent terms (one "
+            "per hidden unit): how does the standard deviation of such an average shrink "
+            "with c? The relative Frobenius error follows it")
+    if pred > 0 or (pred == 0 and hi < 0):
+        _fail(ex, f"your prediction against the {len(s)} seeds' fitted slopes",
+              f"{pred:g}: the sign is wrong (the error shrinks as c grows)", hint)
+    if pred < lo - tol:
+        _fail(ex, f"your prediction against the {len(s)} seeds' fitted slopes",
+              f"{pred:g}: steeper than every seed's slope (the error falls more slowly)",
+              hint)
+    if pred > hi + tol:
+        _fail(ex, f"your prediction against the {len(s)} seeds' fitted slopes",
+              f"{pred:g}: flatter than every seed's slope (the error falls faster)", hint)
+    _passed(ex, f"your prediction lies within the {len(s)} seeds' slopes, widened by {tol:g}")
+
+
+def _kernel_error(u: torch.Tensor, channels: int, seed: int, patch_size: int) -> float:
+    """``||Theta_c - Theta||_F / ||Theta||_F`` computed here, independently of the chapter.
+
+    The empirical kernel of the network drawn with ``seed`` is built from its hidden
+    features by the finite-width formula (Section 6.1), not by ``ntk_empirical``.
+    """
+    net = build_single_layer_cnn(channels=channels, patch_size=patch_size,
+                                 generator=torch.Generator().manual_seed(seed)).double()
+    u = u.detach().cpu().double()
+    P = extract_patches(u, patch_size)  # (n, d)
+    d = P.shape[1]
+    W = net.hidden.weight.detach().reshape(channels, -1)  # (c, d)
+    a = net.readout.weight.detach().reshape(channels)  # (c,)
+    g = P @ W.T / d**0.5  # (n, c) pre-activations
+    on = (g > 0).double()  # (n, c)
+    K = (torch.relu(g) @ torch.relu(g).T + (P @ P.T / d) * ((on * a**2) @ on.T)) / channels
+    ref = ntk_closed_form(u, patch_size)  # (n, n)
+    return float((K - ref).norm() / ref.norm())
+
+
+_REASONS = ("patch", "units", "image")
+
+
+def check_patch_error(fn: Callable[[int, int], Any], reason: Any, u: torch.Tensor) -> None:
+    """Checker of Exercise 2.6: the kernel error with 5 x 5 patches, and what sets its slope.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(c, seed)`` returns ``||Theta_c - Theta||_F / ||Theta||_F`` for the
+        single-hidden-layer CNN of width ``c`` with 5 x 5 patches drawn with
+        ``generator(seed)``, against the closed form with 5 x 5 patches, on input ``u``.
+    reason : str
+        What sets the exponent of the error in ``c``: ``"patch"`` (the patch size),
+        ``"units"`` (the average over ``c`` independent hidden units) or ``"image"``
+        (the input).
+    u : torch.Tensor of shape (1, H, W)
+        The network's input.
+
+    Raises
+    ------
+    ExerciseFailed
+        When ``fn`` differs from an independent computation of the error (relative
+        1e-4, so float32 passes) at three widths and seeds, or ``reason`` is not the
+        right choice.
+
+    Examples
+    --------
+    >>> u = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0)).double()
+    >>> check_patch_error(lambda c, s: _kernel_error(u, c, s, 5), "units", u)
+    Exercise 2.6: correct (your errors at 3 widths equal an independent computation; the reason).
+    """
+    ex = "Exercise 2.6"
+    if (not isinstance(u, torch.Tensor) or u.dim() != 3 or u.shape[0] != 1
+            or not u.is_floating_point()):
+        _fail(ex, "u: the input image, a float tensor of shape (1, H, W)",
+              f"{type(u).__name__} {tuple(u.shape) if isinstance(u, torch.Tensor) else ''}",
+              "pass the chapter's u")
+    for c, seed in [(16, 1), (64, 2), (256, 3)]:
+        got = _number(ex, _call(ex, fn, c, seed), f"fn({c}, {seed}): a number",
+                      "return the relative error as a Python float (.item())")
+        ref = _kernel_error(u, c, seed, 5)
+        if not abs(got - ref) <= 1e-4 * abs(ref):
+            _fail(ex, f"your error at width {c}, seed {seed}, against an independent "
+                  "computation with 5 x 5 patches", f"{got:.3g}: {_miss(got, ref)}",
+                  "use patch_size=5 in both build_single_layer_cnn and ntk_closed_form, "
+                  "generator(seed) for the weights, and the relative Frobenius norm")
+    if not isinstance(reason, str) or reason not in _REASONS:
+        _fail(ex, f"reason: one of {', '.join(repr(r) for r in _REASONS)}",
+              f"{type(reason).__name__} {reason!r}"[:80], "set reason to one of the names")
+    if reason != "units":
+        _fail(ex, "what sets the exponent", repr(reason),
+              "compare your per-seed slopes with Section 7's: the patch size changed, the "
+              "image did not; did the exponent move? Then recall where the error comes "
+              "from: what is each entry of the empirical kernel an average of?")
+    _passed(ex, "your errors at 3 widths equal an independent computation; the reason")
 
 
 def check_weight_change_exponents(answer: Any) -> None:
-    """Checker of Exercise 2.5: how ``||w^T - w^0||_2`` scales with the width.
+    """Checker of Exercise 2.2: how ``||w^T - w^0||_2`` scales with the width.
 
     Parameters
     ----------
@@ -239,9 +357,9 @@ def check_weight_change_exponents(answer: Any) -> None:
     Examples
     --------
     >>> check_weight_change_exponents((0.0, -0.5))
-    Exercise 2.5: correct (both exponents).
+    Exercise 2.2: correct (both exponents).
     """
-    ex = "Exercise 2.5"
+    ex = "Exercise 2.2"
     _pair(ex, answer, "a tuple of two numbers (a_ntk, a_standard)",
           "answer = (exponent in the NTK parameterisation, exponent in the standard one)",
           kinds=(int, float), show="{value!r}")
