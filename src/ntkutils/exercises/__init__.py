@@ -43,8 +43,10 @@ from .ch5 import (
     CH5_LANDMARK_COUNTS,
     check_ch5_kernel_memory,
     check_ch5_landmarks_for_error,
+    check_ch5_noise_prediction,
     check_ch5_nystrom_kernel,
     check_ch5_orthonormalise,
+    check_ch5_probe_spread,
 )
 from .ch6 import check_ch6_adam_first_step, check_ch6_kernel_change, check_ch6_norm_slopes
 from .ch7 import (
@@ -74,7 +76,8 @@ __all__ = [
     "check_ch4_oracle_step", "check_ch4_sure",
     # chapter 5: Nyström, the CNN without training
     "check_ch5_kernel_memory", "check_ch5_nystrom_kernel", "check_ch5_orthonormalise",
-    "check_ch5_landmarks_for_error", "CH5_LANDMARK_COUNTS",
+    "check_ch5_landmarks_for_error", "check_ch5_noise_prediction",
+    "check_ch5_probe_spread", "CH5_LANDMARK_COUNTS",
     # chapter 6: Adam adapts the kernel
     "check_ch6_adam_first_step", "check_ch6_norm_slopes", "check_ch6_kernel_change",
     # chapter 7: the paper's results, reproduced

@@ -1,5 +1,7 @@
 """Checkers of chapter 5, Nyström: the memory of the exact kernel, the Nyström kernel,
-orthonormal eigenpairs from a thin factor, and the landmarks a 1 % error needs."""
+orthonormal eigenpairs from a thin factor, the landmarks a 1 % error needs, a prediction
+of how the noise level changes the Nyström error, and the spread of Monte-Carlo
+degrees of freedom as the number of probes grows."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,13 +10,15 @@ from typing import Any
 import torch
 
 from ..nystrom import landmark_pixels, nystrom_eigenpairs
-from ..spectral import eigh_psd, gd_filter
+from ..spectral import degrees_of_freedom, eigh_psd, gd_filter
+from ..stopping import degrees_of_freedom_mc
 from ..images import add_noise, load_image
 from ..kernels import ntk_closed_form
 from ._feedback import _call, _compare, _fail, _miss, _number, _pair, _passed
 
 __all__ = ["check_ch5_kernel_memory", "check_ch5_nystrom_kernel",
            "check_ch5_orthonormalise", "check_ch5_landmarks_for_error",
+           "check_ch5_noise_prediction", "check_ch5_probe_spread",
            "CH5_LANDMARK_COUNTS"]
 
 CH5_LANDMARK_COUNTS = (8, 16, 32, 64, 128, 256)
@@ -219,3 +223,164 @@ def check_ch5_landmarks_for_error(answer: Any) -> None:
               + ("" if answer in CH5_LANDMARK_COUNTS else
                  f"; m must be one of {CH5_LANDMARK_COUNTS}"))
     _passed(ex, f"the smallest m within 1 % of {len(CH5_LANDMARK_COUNTS)} counts")
+
+
+_CH5_PREDICTIONS = ("smaller", "about the same", "larger")
+
+
+def _ch5_kernel_errors(sigma: float, m: int = 64, side: int = 32) -> list[float]:
+    """Relative Frobenius errors of the Nyström kernel of the noisy camera image, for the
+    landmark seeds 0, 1, 2 (noise seed 0, 3 x 3 patches, float64)."""
+    x = load_image("camera", size=side)
+    y = add_noise(x, sigma, generator=torch.Generator().manual_seed(0)).double()
+    K = ntk_closed_form(y, 3)  # (n, n)
+    errors = []
+    for seed in range(3):
+        S = landmark_pixels((side, side), m, generator=torch.Generator().manual_seed(seed))
+        C = K[:, S]  # (n, m)
+        K_m = C @ torch.linalg.pinv(C[S], hermitian=True) @ C.T  # (n, n)
+        errors.append(float((K_m - K).norm() / K.norm()))
+    return errors
+
+
+def check_ch5_noise_prediction(prediction: Any) -> None:
+    """Checker of Exercise 5.5: how twice the noise changes the Nyström kernel error.
+
+    Parameters
+    ----------
+    prediction : str
+        One of ``"smaller"``, ``"about the same"`` or ``"larger"``: the relative Frobenius
+        error ``||C A^+ C^T - Theta||_F / ||Theta||_F`` of the NTK of the noisy 32 x 32
+        camera image (noise seed 0, 3 x 3 patches, ``m = 64`` grid landmarks, mean over
+        the landmark seeds 0, 1, 2) at ``sigma = 50/255``, compared with ``25/255``.
+
+    Raises
+    ------
+    ExerciseFailed
+        When ``prediction`` is not one of the three words, or is not what the errors
+        recomputed here show ("about the same": the two means within 20 %).
+
+    Notes
+    -----
+    Noisier patches are less alike, so the kernel's eigenvalues fall more slowly and
+    ``m`` landmark columns capture less of it.
+
+    Examples
+    --------
+    >>> check_ch5_noise_prediction("larger")
+    Exercise 5.5: correct (your prediction matches the run, 3 landmark seeds).
+    """
+    ex = "Exercise 5.5"
+    word = prediction.strip().lower() if isinstance(prediction, str) else None
+    if word not in _CH5_PREDICTIONS:
+        _fail(ex, f"one of the words {_CH5_PREDICTIONS}", _shown_answer(prediction),
+              "set prediction to one of the three strings, before running the cell")
+    low = sum(_ch5_kernel_errors(25 / 255)) / 3
+    high = sum(_ch5_kernel_errors(50 / 255)) / 3
+    ratio = high / low
+    truth = ("larger" if ratio > 1.2 else "smaller" if ratio < 1 / 1.2
+             else "about the same")
+    if word != truth:
+        _fail(ex, "your prediction against the run below it (mean of 3 landmark "
+              "seeds, sigma = 50/255 against 25/255)",
+              f"{prediction!r} is not what the run shows",
+              "read the two printed errors again; then think about what noise does to "
+              "the patches: are noisy patches more or less alike, and how does that change "
+              "how fast the kernel's eigenvalues fall, which is what m columns can capture?")
+    _passed(ex, "your prediction matches the run, 3 landmark seeds")
+
+
+def _shown_answer(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _ch5_frozen_filter():
+    """The frozen filter of Exercise 5.6: ``u -> z^50(u)`` with the exact NTK of the noisy
+    32 x 32 camera image (noise seed 0) built once, and its noisy image and eigenvalues."""
+    x = load_image("camera", size=32)
+    y = add_noise(x, 25 / 255, generator=torch.Generator().manual_seed(0)).double()
+    lam, V = eigh_psd(ntk_closed_form(y, 3))
+    lr = 1.0 / float(lam[0])
+    return (lambda u: gd_filter(u, lam, V, [50], lr=lr)[0]), y, lam, lr
+
+
+def check_ch5_probe_spread(df_runs: Callable[[int], Any], df_exact: Any, shrink: Any
+                           ) -> None:
+    """Checker of Exercise 5.6: Monte-Carlo degrees of freedom with 1 and 16 probes.
+
+    Parameters
+    ----------
+    df_runs : callable
+        ``df_runs(n_probes)`` returns the ten estimates ``degrees_of_freedom_mc(frozen,
+        y32, n_probes=n_probes, generator=generator(100 + s))[0]`` for ``s`` in
+        ``range(10)`` (the noise is drawn with seed 0, so the probes start at 100),
+        ``frozen`` the gradient-descent filter at ``t = 50`` (``lr = 1/lambda_max``) with
+        the exact NTK of ``y32`` built once: the noisy 32 x 32 camera image, noise seed 0.
+    df_exact : float
+        The exact divergence of that frozen (linear) filter.
+    shrink : float
+        The factor by which averaging 16 probes divides the estimates' standard deviation,
+        in expectation.
+
+    Raises
+    ------
+    ExerciseFailed
+        When the estimates differ from those recomputed here, ``df_exact`` from the trace
+        of the filter (:func:`ntkutils.spectral.degrees_of_freedom`) by more than 1e-6
+        relative, or ``shrink`` from the factor the variance of a mean of independent
+        probes gives.
+
+    Notes
+    -----
+    For a linear filter ``W``, one probe gives ``b^T W b``, whose mean is ``tr W`` and
+    whose variance is ``2 ||W||_F^2`` (symmetric ``W``); the mean of ``k`` independent
+    probes has ``1/k`` of that variance, so its standard deviation is divided by
+    ``sqrt(k)``.
+
+    Examples
+    --------
+    >>> from ntkutils.stopping import degrees_of_freedom_mc
+    >>> frozen, y, lam, lr = _ch5_frozen_filter()
+    >>> runs = lambda k: [float(degrees_of_freedom_mc(
+    ...     frozen, y, n_probes=k, generator=torch.Generator().manual_seed(100 + s))[0])
+    ...     for s in range(10)]
+    >>> exact = float(degrees_of_freedom(lam, [50], lr=lr)[0])
+    >>> check_ch5_probe_spread(runs, exact, 4)
+    Exercise 5.6: correct (1 and 16 probes on 10 seeds, exact divergence, shrink factor).
+    """
+    ex = "Exercise 5.6"
+    frozen, y, lam, lr = _ch5_frozen_filter()
+    for k in (1, 16):
+        got = _call(ex, df_runs, k)
+        try:
+            got = torch.as_tensor([float(v) for v in got], dtype=torch.float64)
+        except (TypeError, ValueError):
+            _fail(ex, f"df_runs({k}): a list of 10 numbers", _shown_answer(got),
+                  "return a list with one float per seed s in range(10)")
+        ref = torch.as_tensor([float(degrees_of_freedom_mc(
+            frozen, y, n_probes=k, generator=torch.Generator().manual_seed(100 + s))[0])
+            for s in range(10)], dtype=torch.float64)
+        _compare(ex, got, ref, 1e-6, 1e-9,
+                 f"df_runs({k}): draw the probes of seed s with generator(100 + s), pass "
+                 f"n_probes={k} to degrees_of_freedom_mc, and freeze the kernel: build it "
+                 "once from y32, outside the function the probes perturb")
+    exact = float(degrees_of_freedom(lam, [50], lr=lr)[0])
+    got = _number(ex, df_exact, "df_exact, a number", "set df_exact to a float",
+                  show="{type} {value!r}")
+    if not abs(got - exact) <= 1e-6 * abs(exact):
+        _fail(ex, "df_exact, the exact divergence of the frozen filter",
+              f"{got:.6g}: {_miss(got, exact)}",
+              "for a linear filter z = W y the divergence is the trace of W: in the "
+              "kernel's eigenbasis, the sum of the gains 1 - (1 - lr lambda_i)^t "
+              "(a mean of probes only estimates it)")
+    factor = _number(ex, shrink, "shrink, a number", "set shrink to a float",
+                     show="{type} {value!r}")
+    if not abs(factor - 4.0) <= 0.05:
+        hint = ("the spread is a standard deviation: averaging k independent probes "
+                "divides the VARIANCE by k" if abs(factor - 16.0) <= 0.5 else
+                "ten seeds only estimate the ratio of the spreads; what does averaging k "
+                "independent estimates do to their variance, and so to their standard "
+                "deviation?")
+        _fail(ex, "shrink, the expected factor on the standard deviation for 16 probes",
+              f"{factor!r}: {_miss(factor, 4.0)}", hint)
+    _passed(ex, "1 and 16 probes on 10 seeds, exact divergence, shrink factor")
