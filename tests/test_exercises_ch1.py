@@ -13,6 +13,8 @@ from ntkutils.exercises import (
     check_ch1_discrepancy_stop,
     check_ch1_noisy_psnr,
     check_ch1_patience_stop,
+    check_ch1_peak_step,
+    check_ch1_shuffled_input,
     check_ch1_weight_count,
 )
 
@@ -182,3 +184,158 @@ def discrepancy_never_none(steps, loss, n_values, sigma):
 def test_discrepancy_rejects_wrong_rules(wrong):
     with pytest.raises(ExerciseFailed, match="Exercise 1.4"):
         check_ch1_discrepancy_stop(wrong)
+
+
+# ------------------------------------------------- Exercises 1.5 and 1.6: small networks
+@pytest.fixture(scope="module")
+def tiny():
+    """A 6 x 6 noisy image, its clean image and three linearised runs of a small CNN."""
+    from ntkutils import build_vanilla_cnn, linearised_gd
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 6, 6, generator=g, dtype=torch.float64)
+    y = x + 0.1 * torch.randn(1, 6, 6, generator=g, dtype=torch.float64)
+    runs = [linearised_gd(build_vanilla_cnn(1, 4, 1, generator=torch.Generator()
+                                            .manual_seed(s)).double(), y, y, x=x)
+            for s in range(3)]
+    return x, y, runs
+
+
+def _best_step_by_iteration(run, y, x, lr, n_max):
+    """Best step of gradient descent with the fixed kernel, by running the loop."""
+    lam, V = run.eigvals[0], run.eigvecs[0]
+    K = V @ torch.diag(lam) @ V.T  # (n, n)
+    z, yv, xv = run.f0.reshape(-1).clone(), y.reshape(-1), x.reshape(-1)
+    best, best_t = float("inf"), 0
+    for t in range(1, n_max + 1):
+        z = z + lr * K @ (yv - z)
+        err = float(((z - xv) ** 2).mean())
+        if err < best:
+            best, best_t = err, t
+    return best_t
+
+
+def test_peak_step_reference_matches_the_loop(tiny):
+    from ntkutils.exercises.ch1 import _gd_best_steps
+
+    x, y, runs = tiny
+    run = min(runs, key=lambda r: r.step)  # the quickest, to loop over cheaply
+    by_loop = _best_step_by_iteration(run, y, x, run.lr / 10, 20 * run.step + 100)
+    (by_formula,) = _gd_best_steps([run], y, x, 10)
+    assert abs(math.log10(by_formula / by_loop)) < 0.05
+
+
+def test_peak_step_accepts_the_scaled_step(tiny, capsys):
+    x, y, runs = tiny
+    steps = sorted(r.step for r in runs)
+    check_ch1_peak_step(100 * steps[1], runs, y, x, factor=100)
+    out = capsys.readouterr().out
+    assert "correct" in out and str(100 * steps[1]) not in out
+
+
+@pytest.mark.parametrize("wrong", ["same", "tiny", "huge"])
+def test_peak_step_rejects_wrong_orders_of_magnitude(tiny, wrong):
+    from ntkutils.exercises.ch1 import _gd_best_steps
+
+    x, y, runs = tiny
+    best = _gd_best_steps(runs, y, x, 100)
+    guess = {"same": min(best) / 100, "tiny": 1.0, "huge": 1e4 * max(best)}[wrong]
+    with pytest.raises(ExerciseFailed, match="Exercise 1.5") as err:
+        check_ch1_peak_step(guess, runs, y, x, factor=100)
+    msg = str(err.value)
+    assert "times too" in msg or "too " in msg
+    assert all(str(t) not in msg for t in best)
+
+
+@pytest.mark.parametrize("bad", [None, "1e3", -5.0, 0.0, float("nan"), True])
+def test_peak_step_names_bad_predictions(tiny, bad):
+    x, y, runs = tiny
+    with pytest.raises(ExerciseFailed, match="number of steps"):
+        check_ch1_peak_step(bad, runs, y, x)
+
+
+def test_peak_step_names_bad_runs(tiny):
+    x, y, runs = tiny
+    with pytest.raises(ExerciseFailed, match="linearised runs"):
+        check_ch1_peak_step(1e3, runs[:2], y, x)
+
+
+def _shuffle(y, generator):
+    perm = torch.randperm(y[0].numel(), generator=generator)
+    return y.reshape(y.shape[0], -1)[:, perm].reshape(y.shape)
+
+
+@pytest.fixture(scope="module")
+def shuffled(tiny):
+    """Three seeds' best PSNRs with a shuffled input, computed here."""
+    from ntkutils import build_vanilla_cnn, linearised_gd
+
+    x, y, _ = tiny
+    best = []
+    for s in range(3):
+        u = _shuffle(y, torch.Generator().manual_seed(10 + s))
+        net = build_vanilla_cnn(1, 4, 1, generator=torch.Generator().manual_seed(s))
+        run = linearised_gd(net.double(), u, y, x=x)
+        best.append(float(run.psnr[run.index]))
+    return best
+
+
+def _reference(best, right):
+    far = [b + 5 for b in best]
+    return {"noisy image": best if right == "noisy image" else far,
+            "iid noise": best if right == "iid noise" else far}
+
+
+def test_shuffled_input_accepts_a_right_answer(tiny, shuffled, capsys):
+    x, y, _ = tiny
+    check_ch1_shuffled_input(_shuffle, shuffled, "iid noise", y, x,
+                             _reference(shuffled, "iid noise"), channels=4, depth=1)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda y, g: y.clone(), "new order"),
+    (lambda y, g: torch.rand(y.shape, generator=g, dtype=y.dtype), "exactly once"),
+    (lambda y, g: y.flip(-1).reshape(-1), "shape"),
+    (lambda y, g: _shuffle(y, torch.Generator().manual_seed(int(torch.randint(
+        10**6, (1,))))), "same permutation"),
+    (_stub, "NotImplementedError"),
+])
+def test_shuffled_input_rejects_wrong_shuffles(tiny, shuffled, fn, match):
+    x, y, _ = tiny
+    with pytest.raises(ExerciseFailed, match=match):
+        check_ch1_shuffled_input(fn, shuffled, "iid noise", y, x,
+                                 _reference(shuffled, "iid noise"), channels=4, depth=1)
+
+
+def test_shuffled_input_rejects_one_permutation_per_channel():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 4, 4, generator=g, dtype=torch.float64)
+
+    def per_channel(y, generator):
+        return torch.stack([_shuffle(y[c:c + 1], generator)[0] for c in range(2)])
+
+    with pytest.raises(ExerciseFailed, match="one permutation for all channels"):
+        check_ch1_shuffled_input(per_channel, [1.0] * 3, "iid noise", x, x,
+                                 {"noisy image": [1.0] * 3, "iid noise": [2.0] * 3})
+
+
+def test_shuffled_input_rejects_wrong_psnrs_and_choices(tiny, shuffled):
+    x, y, _ = tiny
+    ref = _reference(shuffled, "iid noise")
+    with pytest.raises(ExerciseFailed, match="checker's own") as err:
+        check_ch1_shuffled_input(_shuffle, [v + 30 for v in shuffled], "iid noise", y, x,
+                                 ref, channels=4, depth=1)
+    assert f"{min(shuffled):.1f}" not in str(err.value)
+    with pytest.raises(ExerciseFailed, match="resemble"):
+        check_ch1_shuffled_input(_shuffle, shuffled, "noisy image", y, x, ref,
+                                 channels=4, depth=1)
+    with pytest.raises(ExerciseFailed, match="closer_to"):
+        check_ch1_shuffled_input(_shuffle, shuffled, "noise", y, x, ref,
+                                 channels=4, depth=1)
+    with pytest.raises(ExerciseFailed, match="at least 3"):
+        check_ch1_shuffled_input(_shuffle, shuffled[:2], "iid noise", y, x, ref,
+                                 channels=4, depth=1)
+    with pytest.raises(ExerciseFailed, match="at least 3"):
+        check_ch1_shuffled_input(_shuffle, None, "iid noise", y, x, ref,
+                                 channels=4, depth=1)

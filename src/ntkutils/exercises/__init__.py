@@ -16,6 +16,8 @@ from .ch1 import (
     check_ch1_discrepancy_stop,
     check_ch1_noisy_psnr,
     check_ch1_patience_stop,
+    check_ch1_peak_step,
+    check_ch1_shuffled_input,
     check_ch1_weight_count,
 )
 from .ch2 import (
@@ -64,7 +66,7 @@ __all__ = [
     "ExerciseFailed", "check_value",
     # chapter 1: the deep image prior
     "check_ch1_noisy_psnr", "check_ch1_weight_count", "check_ch1_patience_stop",
-    "check_ch1_discrepancy_stop",
+    "check_ch1_discrepancy_stop", "check_ch1_peak_step", "check_ch1_shuffled_input",
     # chapter 2: the neural tangent kernel
     "check_arccos_k1", "check_ntk_entry", "check_mlp_ntk", "check_error_slope",
     "check_weight_change_exponents", "check_patch_error",

@@ -1,8 +1,10 @@
-"""Checkers of chapter 1, the deep image prior: the noisy PSNR, the weight count, and the
-patience and discrepancy stopping rules."""
+"""Checkers of chapter 1, the deep image prior: the noisy PSNR, the weight count, the
+patience and discrepancy stopping rules, the best step of linearised GD with a smaller step
+(predict) and the vanilla CNN from a shuffled noisy image (experiment)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -13,7 +15,7 @@ from ..networks import build_vanilla_cnn, count_parameters
 from ._feedback import _call, _fail, _miss, _number, _pair, _passed
 
 __all__ = ["check_ch1_noisy_psnr", "check_ch1_weight_count", "check_ch1_patience_stop",
-           "check_ch1_discrepancy_stop"]
+           "check_ch1_discrepancy_stop", "check_ch1_peak_step", "check_ch1_shuffled_input"]
 
 
 def _integer(exercise: str, value: Any, what: str) -> int:
@@ -260,3 +262,182 @@ def check_ch1_discrepancy_stop(fn: Callable[[Any, Any, int, float], Any]) -> Non
                   "sigma**2; return the step, not the index; the last step if the "
                   "loss never gets there")
     _passed(ex, f"{len(cases)} trajectories")
+
+
+def _gd_best_steps(runs: Sequence[Any], y: torch.Tensor, x: torch.Tensor,
+                   factor: float) -> list[int]:
+    """Best (oracle) step of each linearised run with the step ``lr / factor``.
+
+    Independent of :func:`ntkutils.spectral.gd_filter`: the closed form
+    ``z^t = z^0 + V diag(1 - (1 - lr lam)^t) V^T (y - z^0)`` written out here, on a
+    log grid of steps up to ``10^10``.
+    """
+    steps = torch.unique(torch.logspace(0, 10, 201, dtype=torch.float64).round())  # (T,)
+    y64, x64 = y.detach().double().reshape(-1), x.detach().double().reshape(-1)  # (d,)
+    best = []
+    for run in runs:
+        lam, V = run.eigvals[0].double(), run.eigvecs[0].double()  # (m,), (d, m)
+        z0 = run.f0.double().reshape(-1)  # (d,)
+        coef = V.T @ (y64 - z0)  # (m,)
+        factor_t = 1 - (1 - (run.lr / factor) * lam)[None, :] ** steps[:, None]  # (T, m)
+        z = z0[None, :] + (factor_t * coef[None, :]) @ V.T  # (T, d)
+        mse = ((z - x64[None, :]) ** 2).mean(dim=1)  # (T,)
+        best.append(int(steps[int(torch.argmin(mse))]))
+    return best
+
+
+def check_ch1_peak_step(prediction: Any, runs: Sequence[Any], y: torch.Tensor,
+                        x: torch.Tensor, *, factor: float = 100) -> None:
+    """Exercise 1.5 (predict): the best step of linearised GD with a smaller step.
+
+    Parameters
+    ----------
+    prediction : float
+        The reader's predicted best (oracle) step with the step ``lr / factor``.
+    runs : sequence of LinearisedGD
+        The chapter's linearised runs (one per seed, single output channel, joint
+        kernel): their eigenpairs, ``f0`` and ``lr`` are reused.
+    y, x : torch.Tensor, shape (1, H, W)
+        The noisy and the clean image.
+    factor : float, default 100
+        How many times smaller the new step is.
+
+    Raises
+    ------
+    ExerciseFailed
+        When the prediction is not a positive number, or lies outside the seeds'
+        best steps widened by a factor ``10^0.5`` on each side.
+
+    Notes
+    -----
+    The reference evaluates the closed form of gradient descent with a fixed kernel
+    itself (not through the package's filter) at 201 log-spaced steps up to ``10^10``.
+    """
+    ex = "Exercise 1.5"
+    got = float(_number(ex, prediction, "a number of steps (your prediction)",
+                        "set predicted_peak_step to a number, e.g. 1e3"))
+    if not got > 0 or not torch.isfinite(torch.tensor(got)):
+        _fail(ex, "a positive number of steps", f"{got!r}",
+              "a step count is positive")
+    if not isinstance(runs, (list, tuple)) or len(runs) < 3 or not all(
+            hasattr(r, "eigvals") and hasattr(r, "lr") for r in runs):
+        _fail(ex, "the linearised runs of section 4 (a list of at least 3)",
+              f"{type(runs).__name__}", "pass the list of the three seeds' runs")
+    if not (isinstance(factor, (int, float)) and not isinstance(factor, bool)
+            and factor > 0):
+        _fail(ex, "factor, a positive number", f"{factor!r}", "keep factor=100")
+    best = _gd_best_steps(runs, y, x, float(factor))
+    low, high = min(best) / 10**0.5, max(best) * 10**0.5
+    if not low <= got <= high:
+        centre = math.exp(sum(math.log(t) for t in best) / len(best))
+        _fail(ex, f"the order of magnitude of the best step with the step eta/{factor:g}, "
+              f"against {len(best)} seeds", f"{got:.3g}: {_miss(got, centre)}",
+              "component i is fitted once eta * lambda_i * t is about 1, so the "
+              "best step is set by the product eta * t: what must t do when eta "
+              "shrinks?")
+    _passed(ex, f"your prediction is within a factor 3 of the best steps of "
+            f"{len(best)} seeds")
+
+
+def check_ch1_shuffled_input(
+    shuffled_input: Callable[[torch.Tensor, torch.Generator], Any],
+    shuffled_best: Any, closer_to: Any, y: torch.Tensor, x: torch.Tensor,
+    reference: dict, *, channels: int = 32, depth: int = 3,
+) -> None:
+    """Exercise 1.6 (experiment): the vanilla CNN with the noisy image's pixels shuffled.
+
+    Parameters
+    ----------
+    shuffled_input : callable
+        ``shuffled_input(y, generator) -> (C, H, W)``: the pixels of ``y`` in a random
+        order, one permutation for all channels.
+    shuffled_best : sequence of float
+        The reader's oracle best PSNRs (dB) of linearised GD, one per seed (at least 3).
+    closer_to : {"noisy image", "iid noise"}
+        Which of section 4's vanilla-CNN inputs the result resembles.
+    y, x : torch.Tensor, shape (C, H, W)
+        The noisy and the clean image.
+    reference : dict
+        ``{"noisy image": [...], "iid noise": [...]}``: section 4's linearised best
+        PSNRs of the vanilla CNN, one per seed.
+    channels, depth : int
+        The vanilla CNN's width and hidden layers (the chapter's).
+
+    Raises
+    ------
+    ExerciseFailed
+        When the input is not a shuffle of ``y``, the PSNRs disagree with the
+        checker's own run, or ``closer_to`` is not the input whose PSNRs are nearer.
+
+    Notes
+    -----
+    The reference shuffles ``y`` with the reader's function (seeded), builds its own
+    vanilla CNN (seed 12345) and runs :func:`ntkutils.linearised.linearised_gd` with
+    the exact kernel; the reader's values must lie within 0.5 dB of its best PSNR.
+    """
+    from ..linearised import linearised_gd
+
+    ex = "Exercise 1.6"
+    C, n = y.shape[0], y[0].numel()
+    index = torch.arange(n, dtype=y.dtype).repeat(C, 1).reshape(y.shape)  # (C, H, W)
+    moved = _call(ex, shuffled_input, index, torch.Generator().manual_seed(2024))
+    u = _call(ex, shuffled_input, y, torch.Generator().manual_seed(2024))
+    for name, got in (("pixel indices", moved), ("y", u)):
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(y.shape):
+            _fail(ex, f"a tensor of the input's shape {tuple(y.shape)} (for {name})",
+                  f"{type(got).__name__} {tuple(getattr(got, 'shape', ()))}",
+                  "reshape the permuted pixels back to (C, H, W)")
+    perm = moved.reshape(C, -1)  # (C, n): where each output pixel came from
+    if not torch.equal(perm.sort(dim=1).values, index.reshape(C, -1)):
+        _fail(ex, "each pixel of the input exactly once", "other values",
+              "permute the pixels (torch.randperm), do not draw new values")
+    if not torch.equal(perm, perm[:1].expand_as(perm)):
+        _fail(ex, "one permutation for all channels", "channels shuffled differently",
+              "draw one permutation of the n pixels and apply it to every channel")
+    if (perm[0] == torch.arange(n, dtype=perm.dtype)).float().mean() > 0.5:
+        _fail(ex, "the pixels in a new order", "most pixels where they were",
+              "apply a random permutation of the n pixel positions")
+    order = perm[0].long()  # (n,)
+    if not torch.equal(u.reshape(C, -1), y.reshape(C, -1)[:, order]):
+        _fail(ex, "the same permutation for the same generator, applied to y",
+              "a different result", "take every random draw from the generator argument")
+    values = _values(ex, shuffled_best)
+    if not isinstance(closer_to, str) or closer_to not in ("noisy image", "iid noise"):
+        _fail(ex, 'closer_to, "noisy image" or "iid noise"', f"{closer_to!r}",
+              "name one of the two inputs of section 4")
+    ref = {k: _values(ex, reference.get(k) if isinstance(reference, dict) else None)
+           for k in ("noisy image", "iid noise")}
+    net = build_vanilla_cnn(y.shape[0], channels, depth,
+                            generator=torch.Generator().manual_seed(12345)).to(y)
+    run = linearised_gd(net, u.detach().to(y), y, x=x)
+    own = float(run.psnr[run.index])
+    mean = sum(values) / len(values)
+    if not min(values) - 0.5 <= own <= max(values) + 0.5:
+        _fail(ex, "your best PSNRs, against the checker's own shuffled run (within "
+              "0.5 dB of your seeds' range)", f"mean {mean:.1f} dB: {_miss(mean, own)}",
+              "take the oracle best PSNR of each run (run.psnr[run.index]) with x given")
+    distance = {k: abs(sum(v) / len(v) - own) for k, v in ref.items()}
+    right = min(distance, key=distance.get)
+    if closer_to != right:
+        _fail(ex, "which input's best PSNRs yours resemble", f"{closer_to!r}",
+              "compare your three values with section 4's table; then ask what a "
+              "CNN's kernel compares at two pixels, and what shuffling does to it")
+    _passed(ex, f"a shuffle of y; {len(values)} seeds' PSNRs agree with the checker's "
+            "own run; the nearer input named")
+
+
+def _values(exercise: str, values: Any) -> list[float]:
+    """At least three finite PSNRs (dB), one per seed, or feedback."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    if not isinstance(values, (list, tuple)) or len(values) < 3:
+        _fail(exercise, "a list of at least 3 PSNRs (dB), one per seed",
+              f"{type(values).__name__} {values!r}"[:80],
+              "collect one value per seed in a list")
+    out = []
+    for v in values:
+        v = _number(exercise, v, "each PSNR a number (dB)", "append float values")
+        if not math.isfinite(v):
+            _fail(exercise, "finite PSNRs", f"{v!r}", "check the run for NaN")
+        out.append(float(v))
+    return out
