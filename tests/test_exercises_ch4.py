@@ -7,6 +7,8 @@ import torch
 from ntkutils.exercises import (
     ExerciseFailed,
     check_ch4_bias_variance,
+    check_ch4_half_step,
+    check_ch4_noise_prediction,
     check_ch4_oracle_step,
     check_ch4_steps_to_fit,
     check_ch4_sure,
@@ -162,3 +164,101 @@ def test_sure_accepts_the_formula(capsys):
 def test_sure_rejects_wrong_formulas(wrong):
     with pytest.raises(ExerciseFailed):
         check_ch4_sure(wrong)
+
+
+# ----------------------------------------------------------------------------- 4.6
+def test_noise_prediction_accepts_what_the_run_shows(capsys):
+    check_ch4_noise_prediction("earlier", [68, 83, 83], [10, 10, 12])
+    check_ch4_noise_prediction(" Later ", [10, 12, 11], [40, 35, 50])
+    check_ch4_noise_prediction("same", [5, 6, 7], [5, 6, 7])
+    out = capsys.readouterr().out
+    assert out.count("Exercise 4.6: correct") == 3
+    assert "earlier" not in out and "later" not in out  # never the answer
+
+
+@pytest.mark.parametrize("guess", ["later", "same"])
+def test_noise_prediction_rejects_the_wrong_move_without_the_answer(guess):
+    with pytest.raises(ExerciseFailed, match="disagrees on every draw") as info:
+        check_ch4_noise_prediction(guess, [68, 83, 83], [10, 10, 12])
+    message = str(info.value)
+    assert "earlier" not in message  # the right word is not given away
+    assert "hint:" in message
+
+
+def test_noise_prediction_refuses_an_inconclusive_run_and_bad_input():
+    with pytest.raises(ExerciseFailed, match="inconclusive"):
+        check_ch4_noise_prediction("earlier", [68, 83, 83], [10, 90, 12])
+    with pytest.raises(ExerciseFailed, match="your prediction: one of"):
+        check_ch4_noise_prediction(None, [68, 83, 83], [10, 10, 12])
+    with pytest.raises(ExerciseFailed, match="your prediction: one of"):
+        check_ch4_noise_prediction("sooner", [68, 83, 83], [10, 10, 12])
+    with pytest.raises(ExerciseFailed, match="steps_2sigma: a list of at least 3"):
+        check_ch4_noise_prediction("earlier", [68, 83, 83], [10, 10])
+    with pytest.raises(ExerciseFailed, match="steps_sigma: a list of at least 3"):
+        check_ch4_noise_prediction("earlier", [68.0, 83, 83], [10, 10, 12])
+    with pytest.raises(ExerciseFailed, match="as many in each"):
+        check_ch4_noise_prediction("earlier", [68, 83, 83, 70], [10, 10, 12])
+
+
+# ----------------------------------------------------------------------------- 4.7
+def _half_step_case():
+    from ntkutils.images import add_noise, load_image
+    from ntkutils.kernels import ntk_closed_form
+    from ntkutils.spectral import gd_filter
+    from ntkutils.stopping import discrepancy_step, oracle_step
+
+    x = load_image("camera", size=12).double()
+    y = add_noise(x, 0.1, generator=torch.Generator().manual_seed(0))
+    lam, V = eigh_psd(ntk_closed_form(y, 3))
+    lr, steps = 1 / float(lam[0]), torch.arange(201)
+    stops = {}
+    for name, step in [("half", lr / 2), ("full", lr)]:
+        z = gd_filter(y, lam, V, steps, lr=step)
+        stops[name] = (oracle_step(z, x, steps), discrepancy_step(y, z, 0.1, steps))
+    return (y, x, lam, V, lr, 0.1, 200), stops
+
+
+def test_half_step_accepts_the_changed_run(capsys):
+    args, stops = _half_step_case()
+    t_o, t_d = stops["half"]
+    assert stops["full"][0] < t_o < 200  # an interior oracle that moved, so the test can fail
+    check_ch4_half_step(t_o, t_d, 2.0, *args)
+    check_ch4_half_step(torch.tensor(t_o), t_d, 2.02, *args)
+    out = capsys.readouterr().out
+    assert out.count("Exercise 4.7: correct") == 2
+    assert str(t_o) not in out and str(t_d) not in out
+
+
+@pytest.mark.parametrize("which, how", [("oracle", "too early"), ("disc", "too early")])
+def test_half_step_rejects_the_unchanged_run(which, how):
+    args, stops = _half_step_case()
+    t_o, t_d = stops["half"]
+    if which == "oracle":
+        t_o = stops["full"][0]  # forgot to halve the step
+    else:
+        t_d = stops["full"][1]
+    with pytest.raises(ExerciseFailed, match=how) as info:
+        check_ch4_half_step(t_o, t_d, 2.0, *args)
+    message = str(info.value)
+    assert str(stops["half"][0]) not in message and str(stops["half"][1]) not in message
+
+
+@pytest.mark.parametrize("factor, how", [(4.0, "too large"), (0.5, "too small"),
+                                         (-2.0, "sign is wrong"), (1.0, "too small")])
+def test_half_step_rejects_a_wrong_factor(factor, how):
+    args, stops = _half_step_case()
+    with pytest.raises(ExerciseFailed, match="factor") as info:
+        check_ch4_half_step(*stops["half"], factor, *args)
+    message = str(info.value)
+    assert how in message and "2.0" not in message and "2.00" not in message
+
+
+def test_half_step_names_bad_input():
+    args, stops = _half_step_case()
+    t_o, t_d = stops["half"]
+    with pytest.raises(ExerciseFailed, match="t_oracle_half as a Python int"):
+        check_ch4_half_step(None, t_d, 2.0, *args)
+    with pytest.raises(ExerciseFailed, match="t_disc_half as a Python int"):
+        check_ch4_half_step(t_o, float(t_d), 2.0, *args)
+    with pytest.raises(ExerciseFailed, match="factor: a number"):
+        check_ch4_half_step(t_o, t_d, None, *args)

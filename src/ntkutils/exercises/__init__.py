@@ -36,6 +36,8 @@ from .ch3 import (
 )
 from .ch4 import (
     check_ch4_bias_variance,
+    check_ch4_half_step,
+    check_ch4_noise_prediction,
     check_ch4_oracle_step,
     check_ch4_steps_to_fit,
     check_ch4_sure,
@@ -75,7 +77,8 @@ __all__ = [
     "check_ch3_noise_background", "check_ch3_degrees_of_freedom",
     # chapter 4: training is twicing
     "check_ch4_twicing", "check_ch4_steps_to_fit", "check_ch4_bias_variance",
-    "check_ch4_oracle_step", "check_ch4_sure",
+    "check_ch4_oracle_step", "check_ch4_sure", "check_ch4_noise_prediction",
+    "check_ch4_half_step",
     # chapter 5: Nyström, the CNN without training
     "check_ch5_kernel_memory", "check_ch5_nystrom_kernel", "check_ch5_orthonormalise",
     "check_ch5_landmarks_for_error", "check_ch5_noise_prediction",

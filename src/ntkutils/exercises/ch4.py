@@ -1,7 +1,9 @@
 """Checkers of chapter 4, training is twicing: twicing steps, the steps to fit an
-eigen-image, squared bias and variance, the oracle step, and SURE."""
+eigen-image, squared bias and variance, the oracle step, SURE, a prediction of how the
+oracle step moves with the noise level, and the experiment of halving the step."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,8 @@ from ..kernels import ntk_closed_form
 from ._feedback import _call, _compare, _fail, _miss, _number, _pair, _passed
 
 __all__ = ["check_ch4_twicing", "check_ch4_steps_to_fit", "check_ch4_bias_variance",
-           "check_ch4_oracle_step", "check_ch4_sure"]
+           "check_ch4_oracle_step", "check_ch4_sure", "check_ch4_noise_prediction",
+           "check_ch4_half_step"]
 
 
 def _int_answer(exercise: str, value: Any, what: str) -> int:
@@ -259,3 +262,151 @@ def check_ch4_sure(fn: Callable[..., Any]) -> None:
                  f"C = {C}: sum the squared residual over all d = C H W values, subtract "
                  "d sigma^2, and add 2 sigma^2 C df (df counts one channel)")
     _passed(ex, "gray and colour trajectories")
+
+
+_MOVES = ("earlier", "same", "later")
+
+
+def _steps_list(exercise: str, value: Any, name: str) -> list[int]:
+    """A list of oracle steps, one per noise draw (or feedback naming ``name``)."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if (not isinstance(value, (list, tuple)) or len(value) < 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        _fail(exercise, f"{name}: a list of at least 3 int steps, one per noise draw",
+              f"{type(value).__name__} {value!r}"[:80],
+              "run the cell above the checker unchanged: it fills both lists")
+    return list(value)
+
+
+def check_ch4_noise_prediction(prediction: Any, steps_sigma: Any, steps_2sigma: Any) -> None:
+    """Checker of Exercise 4.6: does the oracle step move when the noise doubles?
+
+    Parameters
+    ----------
+    prediction : str
+        The reader's prediction, written before the run: ``"earlier"``, ``"same"`` or
+        ``"later"``: where the oracle step of the NTK filter (kernel rebuilt from ``y``)
+        lies at noise level ``2 sigma`` against ``sigma``.
+    steps_sigma, steps_2sigma : list of int
+        The run's oracle steps, one per noise draw (at least 3), at ``sigma`` and at
+        ``2 sigma``.
+
+    Raises
+    ------
+    ExerciseFailed
+        When the prediction is not one of the three words, when the lists are not lists
+        of int steps of the same length, or when the run moved the step the other way
+        on every draw (or on none).  When the draws disagree the run is called
+        inconclusive and the prediction is not judged.
+
+    Notes
+    -----
+    The run's verdict: ``"earlier"`` if the step at ``2 sigma`` is smaller on every draw,
+    ``"later"`` if larger on every draw, ``"same"`` if equal on every draw.
+
+    Examples
+    --------
+    >>> check_ch4_noise_prediction("later", [10, 12, 11], [40, 35, 50])
+    Exercise 4.6: correct (your prediction against 3 noise draws).
+    """
+    ex = "Exercise 4.6"
+    if not isinstance(prediction, str) or prediction.strip().lower() not in _MOVES:
+        _fail(ex, 'your prediction: one of "earlier", "same" or "later"',
+              f"{type(prediction).__name__} {prediction!r}"[:80],
+              "write the prediction BEFORE running the experiment cell, as a string")
+    guess = prediction.strip().lower()
+    one = _steps_list(ex, steps_sigma, "steps_sigma")
+    two = _steps_list(ex, steps_2sigma, "steps_2sigma")
+    if len(one) != len(two):
+        _fail(ex, "steps_sigma and steps_2sigma: one step per draw, as many in each",
+              f"{len(one)} and {len(two)} steps", "run the experiment cell unchanged")
+    moves = {"earlier" if b < a else "later" if b > a else "same" for a, b in zip(one, two)}
+    if len(moves) > 1:
+        _fail(ex, "whether the run moves the oracle step the same way on every draw",
+              f"the {len(one)} draws disagree: the run is inconclusive",
+              "rerun with more noise draws before judging the prediction")
+    shown = moves.pop()
+    if guess != shown:
+        _fail(ex, f"your prediction against the oracle steps of {len(one)} noise draws at "
+              "sigma and 2 sigma", f'"{guess}": the run disagrees on every draw',
+              "compare the two lists printed by the run. Why: the kernel is rebuilt from "
+              "y, and Section 2 showed where it puts y's own noise and how soon those "
+              "eigen-images are fitted; twice the noise puts more there, and the "
+              "bias-variance balance of Section 3 shifts with it")
+    _passed(ex, f"your prediction against {len(one)} noise draws")
+
+
+def check_ch4_half_step(t_oracle_half: Any, t_disc_half: Any, factor: Any,
+                        y: torch.Tensor, x: torch.Tensor, eigvals: torch.Tensor,
+                        eigvecs: torch.Tensor, lr: float, sigma: float,
+                        max_step: int = 400) -> None:
+    """Checker of Exercise 4.7: halve the step, and say by how much the stops move.
+
+    Parameters
+    ----------
+    t_oracle_half, t_disc_half : int
+        The reader's oracle step (best PSNR, uses ``x``) and discrepancy step (first
+        ``||z^t - y||^2 <= d sigma^2``) of gradient descent with step ``lr / 2`` on every
+        integer step ``0 .. max_step``.
+    factor : float
+        The reader's explanation as a number: by what factor the filter factors
+        ``phi_t(lambda) = 1 - (1 - eta lambda)^t`` say every step moves when ``eta`` is
+        halved, for the small ``eta lambda`` where the stops lie.
+    y, x : torch.Tensor, shape (1, H, W)
+        The noisy and the clean image.
+    eigvals, eigvecs : torch.Tensor
+        Eigenpairs ``(n,)``, ``(n, n)`` of the kernel of ``y``.
+    lr : float
+        The chapter's step ``eta``; the experiment uses ``lr / 2``.
+    sigma : float
+        Noise level on the [0, 1] scale.
+    max_step : int, default 400
+        Last candidate step.
+
+    Raises
+    ------
+    ExerciseFailed
+        When a step differs from this checker's own computation (filter factors applied
+        to the eigen-coefficients of ``y``, the PSNR and residual of every step computed
+        here), or when ``factor`` is not within 5% of what the filter factors give.
+
+    Examples
+    --------
+    >>> from ntkutils.images import add_noise, load_image
+    >>> from ntkutils.kernels import ntk_closed_form
+    >>> from ntkutils.spectral import eigh_psd
+    >>> x = load_image("camera", size=12).double()
+    >>> y = add_noise(x, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> lam, V = eigh_psd(ntk_closed_form(y, 3))
+    >>> check_ch4_half_step(151, 41, 2.0, y, x, lam, V, 1 / float(lam[0]), 0.1, 200)
+    Exercise 4.7: correct (both stops at half the step, and the factor).
+    """
+    ex = "Exercise 4.7"
+    got_o = _int_answer(ex, t_oracle_half, "the oracle step t_oracle_half")
+    got_d = _int_answer(ex, t_disc_half, "the discrepancy step t_disc_half")
+    f = _number(ex, factor, "factor: a number (a Python float)",
+                "say by how many times the steps move, e.g. 0.5 or 3.0")
+    coef = y.reshape(-1).double() @ eigvecs.double()  # (n,): <v_i, y>
+    t = torch.arange(max_step + 1, dtype=torch.float64)[:, None]  # (T, 1)
+    phi = 1 - (1 - 0.5 * lr * eigvals.double())[None, :] ** t  # (T, n): filter factors
+    z = (phi * coef) @ eigvecs.double().T  # (T, n)
+    xf, yf = x.reshape(-1).double(), y.reshape(-1).double()
+    mse = (z - xf).pow(2).mean(1)  # (T,)
+    best = int(torch.argmin(mse))  # the best PSNR is the least squared error
+    below = ((z - yf).pow(2).sum(1) <= yf.numel() * sigma**2).nonzero()
+    disc = int(below[0]) if len(below) else max_step
+    for name, got, ref in (("oracle step", got_o, best), ("discrepancy step", got_d, disc)):
+        if got != ref:
+            _fail(ex, f"the {name} of gradient descent with step lr / 2 on steps 0 .. "
+                  f"{max_step}", f"{got}: {'too early' if got < ref else 'too late'}",
+                  "run gd_filter with lr=lr / 2 on torch.arange(max_step + 1) and return "
+                  "the STEP the rule picks (an int), not an index or the full-step result")
+    small = 1e-3  # eta lambda of the eigen-images fitted near the stops
+    expected = math.log(1 - small) / math.log(1 - small / 2)
+    if abs(f - expected) > 0.05 * expected:
+        _fail(ex, "factor: how many times later phi_t reaches the same value at eta / 2",
+              f"{f:.4g}: {_miss(f, expected)}",
+              "(1 - eta lambda / 2)^t' = (1 - eta lambda)^t: solve for t' / t when eta "
+              "lambda is small (1 - a)^t ~ exp(-a t)")
+    _passed(ex, "both stops at half the step, and the factor")
