@@ -29,8 +29,10 @@ from .ch2 import (
     check_weight_change_exponents,
 )
 from .ch3 import (
+    check_ch3_centred_input,
     check_ch3_degrees_of_freedom,
     check_ch3_noise_background,
+    check_ch3_noise_level_step,
     check_ch3_permuted_kernel,
     check_ch3_sign_change_angle,
 )
@@ -75,6 +77,7 @@ __all__ = [
     # chapter 3: the NTK is a non-local filter
     "check_ch3_sign_change_angle", "check_ch3_permuted_kernel",
     "check_ch3_noise_background", "check_ch3_degrees_of_freedom",
+    "check_ch3_noise_level_step", "check_ch3_centred_input",
     # chapter 4: training is twicing
     "check_ch4_twicing", "check_ch4_steps_to_fit", "check_ch4_bias_variance",
     "check_ch4_oracle_step", "check_ch4_sure", "check_ch4_noise_prediction",

@@ -1,18 +1,23 @@
 """Checkers of chapter 3, the NTK is a non-local filter: where the kernel's weight turns
-negative, the kernel of shuffled patches, the kernel of noise, and the degrees of freedom."""
+negative, the kernel of shuffled patches, the kernel of noise, the degrees of freedom, the
+best step at a higher noise level (a prediction) and the kernel of a centred input."""
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from ..images import add_noise, load_image
 from ..kernels import arccos_kernel, extract_patches, ntk_closed_form
-from ._feedback import _call, _compare, _passed, check_value
+from ..stopping import log_step_grid
+from ._feedback import _call, _compare, _fail, _number, _passed, _shown, check_value
 
 __all__ = ["check_ch3_sign_change_angle", "check_ch3_permuted_kernel",
-           "check_ch3_noise_background", "check_ch3_degrees_of_freedom"]
+           "check_ch3_noise_background", "check_ch3_degrees_of_freedom",
+           "check_ch3_noise_level_step", "check_ch3_centred_input"]
 
 
 def _entry_sign(phi: float) -> float:
@@ -46,8 +51,8 @@ def check_ch3_sign_change_angle(answer: Any) -> None:
     Notes
     -----
     The single-hidden-layer NTK is ``|u_i| |u_j| J(phi) / (2 pi d)``: its sign is the sign
-    of ``J``, positive up to ``phi_0`` (about 113 degrees), negative between ``phi_0`` and
-    180 degrees, and 0 at 180 degrees.
+    of ``J``, positive up to ``phi_0`` (more than a right angle), negative between ``phi_0``
+    and 180 degrees, and 0 at 180 degrees.
 
     Examples
     --------
@@ -197,3 +202,185 @@ def check_ch3_degrees_of_freedom(fn: Callable[[torch.Tensor, torch.Tensor, float
                  "df(t) sums 1 - (1 - lr * lambda_i)^t over all eigenvalues, one value "
                  "per step t (df(0) = 0)")
     _passed(ex, "2 step sizes, 5 steps each, equal to the trace of the filter")
+
+
+def _twicing_psnr(u: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
+                  steps: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of gradient descent with the kernel of the input ``u``, for every step.
+
+    The kernel is built from the patches with :func:`ntkutils.kernels.arccos_kernel` and
+    decomposed with ``torch.linalg.eigh``; the filter ``I - (I - K / lambda_1)^t`` is applied
+    to ``y`` from ``z = 0``: an independent computation of what ``ntk_closed_form``,
+    ``eigh_psd`` and ``gd_filter`` do in the chapter.  Images ``(1, h, w)``, steps ``(T,)``.
+    """
+    P = extract_patches(u.double(), 3)  # (n, d)
+    K = (arccos_kernel(P, P, 1) + (P @ P.T) * arccos_kernel(P, P, 0)) / (2 * P.shape[1])
+    lam, V = torch.linalg.eigh(K)  # ascending
+    lam = lam.clamp_min(0.0)
+    gain = 1 - (1 - lam[None, :] / lam[-1]) ** steps[:, None].double()  # (T, n)
+    z = (gain * (V.T @ y.double().flatten())) @ V.T  # (T, n)
+    mse = ((z - x.double().flatten()) ** 2).mean(1)  # (T,)
+    return 10 * torch.log10(1 / mse)
+
+
+_EX5_SIGMAS = (25, 50)  # noise levels of Exercise 3.5, on the 0..255 scale
+_EX5_SEEDS = (0, 1, 2)
+_EX5_CHOICES = ("earlier", "same", "later")
+
+
+def check_ch3_noise_level_step(prediction: Any, best_step: Callable[[float, int], Any]
+                               ) -> None:
+    """Checker of Exercise 3.5: where the best step goes when the noise doubles.
+
+    Parameters
+    ----------
+    prediction : str
+        The reader's prediction, written before the run: ``"earlier"``, ``"same"`` or
+        ``"later"`` (the oracle's best step at ``sigma = 50/255`` compared with
+        ``25/255``).
+    best_step : callable
+        ``best_step(sigma, seed)``: the oracle's best step, on the grid
+        ``log_step_grid(10**6, 61)``, of gradient descent with the kernel of the noisy
+        image (input and target ``y = add_noise(x, sigma, generator(seed))``, ``x`` the
+        32 x 32 camera image), from ``z = 0`` with ``eta = 1 / lambda_1``.
+
+    Raises
+    ------
+    ExerciseFailed
+        When a prediction is not one of the three words; when ``best_step`` differs by
+        more than one grid point from an independent computation (kernel from
+        :func:`ntkutils.kernels.arccos_kernel`, ``torch.linalg.eigh``, the filter in
+        closed form) at either noise level for seeds 0, 1 and 2; or when the prediction
+        disagrees with how the best step moves in that run.
+
+    Notes
+    -----
+    ``E|z^t - x|^2 = sum_i (1 - eta lambda_i)^(2t) <v_i, x>^2 + sigma^2 sum_i [1 - (1 -
+    eta lambda_i)^t]^2``: the squared bias does not involve ``sigma``, the variance grows
+    with ``t`` and with ``sigma^2``.
+
+    Examples
+    --------
+    >>> check_ch3_noise_level_step(None, lambda sigma, seed: 1)
+    Traceback (most recent call last):
+    ...
+    ntkutils.exercises.ExerciseFailed: Exercise 3.5: not yet.
+      checked:  your prediction: one of 'earlier', 'same' or 'later'
+      got:      NoneType None
+      hint:     write down your prediction as one of the three words before you run best_step
+    """
+    ex = "Exercise 3.5"
+    if not isinstance(prediction, str) or prediction not in _EX5_CHOICES:
+        _fail(ex, "your prediction: one of 'earlier', 'same' or 'later'",
+              _shown(prediction, "{type} {value!r}"),
+              "write down your prediction as one of the three words before you run "
+              "best_step")
+    steps = log_step_grid(10**6, 61)  # (T,)
+    hint = ("build the kernel of y (input = the noisy image), filter y for every step of "
+            "the grid from z = 0 with eta = 1 / lambda_1, and return the step of the best "
+            "PSNR against x as an int")
+    best = {}
+    for (level, seed), k in _ex5_reference().items():
+        got = _number(ex, _call(ex, best_step, level / 255, seed),
+                      "best_step(sigma, seed): a step of the grid", hint, integral=True)
+        near = steps[max(k - 1, 0):k + 2].tolist()  # one grid point either side
+        if int(got) not in near:
+            _fail(ex, "best_step(sigma, seed): the oracle's best step on the grid",
+                  f"{int(got)} at sigma = {level}/255, seed {seed}: "
+                  f"{_miss_step(int(got), int(steps[k]))}", hint)
+        best[level, seed] = int(steps[k])
+    moved = sum((best[50, s] > best[25, s]) - (best[50, s] < best[25, s])
+                for s in _EX5_SEEDS)
+    shown = "later" if moved > 0 else "earlier" if moved < 0 else "same"
+    if prediction != shown:
+        _fail(ex, "your prediction against your run (the best steps at the two noise "
+                  "levels, seeds 0, 1 and 2)",
+              f"{prediction!r}: the run does not agree",
+              "print best_step(25 / 255, seed) and best_step(50 / 255, seed) side by side. "
+              "Why: in E|z^t - x|^2 the squared bias sum (1 - eta lambda_i)^(2t) <v_i, x>^2 "
+              "does not involve sigma, while the variance sigma^2 sum [1 - (1 - eta "
+              "lambda_i)^t]^2 grows with t and with sigma^2")
+    _passed(ex, "your best steps agree with the check's for 2 noise levels and 3 seeds, "
+                "and so does your prediction")
+
+
+@functools.lru_cache(maxsize=1)
+def _ex5_reference() -> dict[tuple[int, int], int]:
+    """Index on ``log_step_grid(10**6, 61)`` of the best step, per (sigma * 255, seed)."""
+    x = load_image("camera", size=32).double()  # (1, 32, 32)
+    steps = log_step_grid(10**6, 61)  # (T,)
+    best = {}
+    for level in _EX5_SIGMAS:
+        for seed in _EX5_SEEDS:
+            y = add_noise(x, level / 255, generator=torch.Generator().manual_seed(seed))
+            best[level, seed] = int(_twicing_psnr(y, y, x, steps).argmax())
+    return best
+
+
+def _miss_step(got: int, expected: int) -> str:
+    """How a wrong step misses: too early or too late (never the right step)."""
+    return "too early" if got < expected else "too late"
+
+
+_EX6_CHOICES = ("a", "b", "c")
+
+
+def check_ch3_centred_input(centred_curve: Callable[..., Any], why: Any) -> None:
+    """Checker of Exercise 3.6: gradient descent with the kernel of a centred input.
+
+    Parameters
+    ----------
+    centred_curve : callable
+        ``centred_curve(y, x, steps)`` for a noisy image ``y`` ``(1, h, w)``, the clean
+        ``x`` and integer steps ``(T,)``: the PSNR in dB ``(T,)`` of gradient descent on
+        ``y`` (the target is unchanged) with the kernel of the network input
+        ``y - y.mean()``, from ``z = 0`` with ``eta = 1 / lambda_1``.
+    why : str
+        The reader's explanation of the run, one of the letters of the exercise.
+
+    Raises
+    ------
+    ExerciseFailed
+        When ``centred_curve`` differs from an independent computation (kernel from
+        :func:`ntkutils.kernels.arccos_kernel`, ``torch.linalg.eigh``, the filter in closed
+        form) on a 24 x 24 camera image with two draws of the noise, or when ``why`` is not
+        the explanation the runs support.
+
+    Notes
+    -----
+    Centring the input removes the brightness from the patches: the kernel's leading
+    eigen-images then carry the image's zero-mean structure but not its mean, which is
+    fitted only late, together with the noise; filtering ``y - y.mean()`` and adding the
+    mean back denoises.
+
+    Examples
+    --------
+    >>> check_ch3_centred_input(None, "b")
+    Traceback (most recent call last):
+    ...
+    ntkutils.exercises.ExerciseFailed: Exercise 3.6: not yet.
+      checked:  a function
+      got:      NoneType
+      hint:     pass the function itself, without calling it
+    """
+    ex = "Exercise 3.6"
+    x = load_image("camera", size=24).double()  # (1, 24, 24)
+    steps = torch.tensor([0, 1, 10, 100, 1000, 10**5])
+    hint = ("twice y itself (the target is unchanged) with the kernel of the input "
+            "y - y.mean(), from z = 0 with eta = 1 / lambda_1; return one PSNR in dB per "
+            "step")
+    for seed in (7, 8):
+        y = add_noise(x, 25 / 255, generator=torch.Generator().manual_seed(seed))
+        ref = _twicing_psnr(y - y.mean(), y, x, steps)  # (T,)
+        got = _call(ex, centred_curve, y.clone(), x.clone(), steps.clone())
+        _compare(ex, got, ref, 1e-4, 0.0, hint)
+    if not isinstance(why, str) or why not in _EX6_CHOICES:
+        _fail(ex, "your explanation: one of the letters 'a', 'b' or 'c'",
+              _shown(why, "{type} {value!r}"), "set why to the letter of your explanation")
+    if why != "b":
+        _fail(ex, "your explanation against the runs", f"{why!r} does not explain them",
+              "filter y - y.mean() with the centred kernel and add the mean back: if that "
+              "denoises, ask what the leading eigen-images of the centred kernel cannot "
+              "represent")
+    _passed(ex, "your PSNR curves agree with the check's for 2 draws of the noise, and your "
+                "explanation is the one the runs support")
