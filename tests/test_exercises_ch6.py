@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,10 +13,12 @@ from ntkutils.exercises import (
     check_ch6_adam_first_step,
     check_ch6_kernel_change,
     check_ch6_norm_slopes,
+    check_ch6_predict_exponent,
+    check_ch6_sign_sweep,
 )
 
 
-# ----------------------------------------------------------------- Exercise 6.1
+# ----------------------------------------------------------------- Exercise 6.2
 def adam_step_right(grad, lr, eps):
     # Adam's first step written out: m_1 = 0.1 g, v_1 = 0.001 g^2, bias-corrected.
     m_hat = (0.1 * grad) / (1 - 0.9)
@@ -68,7 +71,7 @@ def test_adam_first_step_is_sign_like():
         check_ch6_adam_first_step(lambda grad, lr, eps: -lr * grad)
 
 
-# ----------------------------------------------------------------- Exercise 6.2
+# ----------------------------------------------------------------- Exercise 6.3
 def test_norm_slopes_accepts_right_answer(capsys):
     check_ch6_norm_slopes(lambda a, b: (a + 0.5 * b, a))
     assert "correct" in capsys.readouterr().out
@@ -94,7 +97,7 @@ def test_norm_slopes_reference_matches_direct_norms():
     assert math.isclose(s2, -0.5, abs_tol=0.02) and math.isclose(sinf, -1.5, abs_tol=0.02)
 
 
-# ----------------------------------------------------------------- Exercise 6.3
+# ----------------------------------------------------------------- Exercise 6.4
 def change_right(K0, Kt):
     return math.sqrt(float(((Kt - K0) ** 2).sum()) / float((K0**2).sum()))
 
@@ -114,3 +117,106 @@ def test_kernel_change_accepts_right_answer(capsys):
 def test_kernel_change_rejects_wrong_answers(wrong):
     with pytest.raises(ExerciseFailed, match="checked"):
         check_ch6_kernel_change(wrong)
+
+
+# ----------------------------------------------------------------- Exercise 6.1 (predict)
+SEED_SLOPES = [0.93, 0.97, 1.02]  # written here: three seeds' fitted exponents
+
+
+def test_predict_exponent_accepts_a_prediction_near_the_measured_slopes(capsys):
+    check_ch6_predict_exponent(1.0, SEED_SLOPES)
+    check_ch6_predict_exponent(0.7, np.array(SEED_SLOPES))  # within 0.3 of the range
+    out = capsys.readouterr().out
+    assert out.count("correct") == 2
+    assert "0.93" not in out and "1.02" not in out and "0.97" not in out
+
+
+@pytest.mark.parametrize("prediction, how", [
+    (-0.5, "the sign is wrong"), (0.0, "too small"), (2.0, "too large"),
+    (0.5, "too small")])
+def test_predict_exponent_says_how_a_wrong_prediction_misses_without_the_value(
+        prediction, how):
+    with pytest.raises(ExerciseFailed, match="checked") as info:
+        check_ch6_predict_exponent(prediction, SEED_SLOPES)
+    message = str(info.value)
+    assert how in message
+    assert not any(f"{v:.2f}" in message or f"{v:g}" in message
+                   for v in [*SEED_SLOPES, float(np.mean(SEED_SLOPES))])
+
+
+def test_predict_exponent_not_attempted_and_bad_input():
+    with pytest.raises(ExerciseFailed, match="NoneType None"):
+        check_ch6_predict_exponent(None, SEED_SLOPES)
+    with pytest.raises(ExerciseFailed, match="a number"):
+        check_ch6_predict_exponent("one", SEED_SLOPES)
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        check_ch6_predict_exponent(1.0, [1.0, 0.9])
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        check_ch6_predict_exponent(1.0, [1.0, float("nan"), 0.9])
+
+
+# ----------------------------------------------------------------- Exercise 6.5 (experiment)
+def _sign_problem():
+    g = torch.Generator().manual_seed(5)
+    return (torch.rand(1, 8, 8, generator=g, dtype=torch.float64),
+            torch.rand(1, 8, 8, generator=g, dtype=torch.float64))
+
+
+def sign_sweep_right(u, y, n_steps):
+    # Written independently: the hidden layers are layers.1 and layers.2 of the
+    # depth-3 vanilla CNN; sign descent by hand on a half sum of squares
+    from ntkutils.networks import build_vanilla_cnn
+
+    def fn(c, seed):
+        net = build_vanilla_cnn(1, c, depth=3,
+                                generator=torch.Generator().manual_seed(seed)).double()
+        hidden = [net.layers[1].weight, net.layers[2].weight]
+        w0 = [w.detach().clone() for w in hidden]
+        for _ in range(n_steps):
+            net.zero_grad()
+            loss = ((net(u) - y) ** 2).sum() / 2
+            loss.backward()
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.add_(p.grad.sign(), alpha=-0.01)
+        num = sum(float(((w.detach() - v) ** 2).sum()) for w, v in zip(hidden, w0))
+        den = sum(float((v**2).sum()) for v in w0)
+        return math.sqrt(num / den)
+    return fn
+
+
+def test_sign_sweep_accepts_right_answer(capsys):
+    u, y = _sign_problem()
+    check_ch6_sign_sweep(sign_sweep_right(u, y, 3), "adam", u, y, 3)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("like", ["gd", "neither"])
+def test_sign_sweep_rejects_a_wrong_explanation(like):
+    u, y = _sign_problem()
+    with pytest.raises(ExerciseFailed, match="checked") as info:
+        check_ch6_sign_sweep(sign_sweep_right(u, y, 3), like, u, y, 3)
+    assert "'adam'" not in str(info.value)
+
+
+def test_sign_sweep_rejects_wrong_runs():
+    u, y = _sign_problem()
+    right = sign_sweep_right(u, y, 3)
+    with pytest.raises(ExerciseFailed, match="sign-descent loop"):  # fewer steps
+        check_ch6_sign_sweep(sign_sweep_right(u, y, 2), "adam", u, y, 3)
+    with pytest.raises(ExerciseFailed, match="sign-descent loop"):  # not relative
+        check_ch6_sign_sweep(lambda c, s: 2 * right(c, s), "adam", u, y, 3)
+
+
+def test_sign_sweep_bad_input_and_stub():
+    u, y = _sign_problem()
+
+    def stub(c, seed):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseFailed, match="NotImplementedError"):
+        check_ch6_sign_sweep(stub, None, u, y, 1)
+    with pytest.raises(ExerciseFailed, match="one of"):
+        check_ch6_sign_sweep(sign_sweep_right(u, y, 1), "sign", u, y, 1)
+    with pytest.raises(ExerciseFailed, match="n_steps"):
+        check_ch6_sign_sweep(sign_sweep_right(u, y, 1), "adam", u, y, 1.5)

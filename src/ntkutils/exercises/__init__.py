@@ -54,7 +54,13 @@ from .ch5 import (
     check_ch5_orthonormalise,
     check_ch5_probe_spread,
 )
-from .ch6 import check_ch6_adam_first_step, check_ch6_kernel_change, check_ch6_norm_slopes
+from .ch6 import (
+    check_ch6_adam_first_step,
+    check_ch6_kernel_change,
+    check_ch6_norm_slopes,
+    check_ch6_predict_exponent,
+    check_ch6_sign_sweep,
+)
 from .ch7 import (
     CH7_LOW_SIGMA,
     CH7_SEEDS,
@@ -87,7 +93,8 @@ __all__ = [
     "check_ch5_landmarks_for_error", "check_ch5_noise_prediction",
     "check_ch5_probe_spread", "CH5_LANDMARK_COUNTS",
     # chapter 6: Adam adapts the kernel
-    "check_ch6_adam_first_step", "check_ch6_norm_slopes", "check_ch6_kernel_change",
+    "check_ch6_predict_exponent", "check_ch6_adam_first_step", "check_ch6_norm_slopes",
+    "check_ch6_kernel_change", "check_ch6_sign_sweep",
     # chapter 7: the paper's results, reproduced
     "check_ch7_flat_psnr", "check_ch7_ntk_nystrom", "check_ch7_oracle_gap",
     "check_ch7_rank_agreement", "check_ch7_clean_input", "check_ch7_noise_level",
