@@ -280,16 +280,16 @@ def _steps_list(exercise: str, value: Any, name: str) -> list[int]:
 
 
 def check_ch4_noise_prediction(prediction: Any, steps_sigma: Any, steps_2sigma: Any) -> None:
-    """Checker of Exercise 4.6: does the oracle step move when the noise doubles?
+    """Checker of Exercise 4.6: does the discrepancy step move when the noise doubles?
 
     Parameters
     ----------
     prediction : str
         The reader's prediction, written before the run: ``"earlier"``, ``"same"`` or
-        ``"later"``: where the oracle step of the NTK filter (kernel rebuilt from ``y``)
-        lies at noise level ``2 sigma`` against ``sigma``.
+        ``"later"``: where the discrepancy step of the NTK filter (kernel rebuilt from
+        ``y``, the rule told the noise level) lies at ``2 sigma`` against ``sigma``.
     steps_sigma, steps_2sigma : list of int
-        The run's oracle steps, one per noise draw (at least 3), at ``sigma`` and at
+        The run's discrepancy steps, one per noise draw (at least 3), at ``sigma`` and at
         ``2 sigma``.
 
     Raises
@@ -323,17 +323,17 @@ def check_ch4_noise_prediction(prediction: Any, steps_sigma: Any, steps_2sigma: 
               f"{len(one)} and {len(two)} steps", "run the experiment cell unchanged")
     moves = {"earlier" if b < a else "later" if b > a else "same" for a, b in zip(one, two)}
     if len(moves) > 1:
-        _fail(ex, "whether the run moves the oracle step the same way on every draw",
+        _fail(ex, "whether the run moves the discrepancy step the same way on every draw",
               f"the {len(one)} draws disagree: the run is inconclusive",
               "rerun with more noise draws before judging the prediction")
     shown = moves.pop()
     if guess != shown:
-        _fail(ex, f"your prediction against the oracle steps of {len(one)} noise draws at "
+        _fail(ex, f"your prediction against the discrepancy steps of {len(one)} noise draws at "
               "sigma and 2 sigma", f'"{guess}": the run disagrees on every draw',
-              "compare the two lists printed by the run. Why: the kernel is rebuilt from "
-              "y, and Section 2 showed where it puts y's own noise and how soon those "
-              "eigen-images are fitted; twice the noise puts more there, and the "
-              "bias-variance balance of Section 3 shifts with it")
+              "compare the two lists printed by the run. Why: the rule stops at the first "
+              "step whose residual ||z^t - y||^2 falls to n sigma^2 (Section 4); ask "
+              "how that threshold and the residual at the first steps change when "
+              "sigma doubles")
     _passed(ex, f"your prediction against {len(one)} noise draws")
 
 
