@@ -200,8 +200,9 @@ def build_single_layer_cnn(
     symmetric : bool
         Draw ``c / 2`` hidden units and mirror them: unit ``h + c/2`` gets the same
         input weights as unit ``h`` and the opposite readout weights, so the output at
-        initialisation is 0 (up to floating-point rounding) while the NTK is unchanged
-        in distribution.  Needs an even ``channels``; the readout bias starts at 0.
+        initialisation is 0 (up to floating-point rounding) while the NTK keeps its
+        expectation (it fluctuates like the kernel of ``c / 2`` independent units, not
+        ``c``).  Needs an even ``channels``; the readout bias starts at 0.
     generator : torch.Generator, optional
         Source of the random weights.
 
