@@ -52,9 +52,46 @@ def _weights_by_layer(C, c, depth, k):
     return sum(c_in * c_out * kk * kk for c_in, c_out, kk in sizes)
 
 
+def _side_right(count):
+    # the smallest side s with s * s > count, by a plain loop
+    s = 1
+    while s * s <= count:
+        s += 1
+    return s
+
+
+SIDE = _side_right(_weights_by_layer(1, 128, 3, 5))  # the exercise's network
+
+
 def test_weight_count_accepts_a_layer_by_layer_count(capsys):
-    check_ch1_weight_count(_weights_by_layer)
-    assert "correct" in capsys.readouterr().out
+    check_ch1_weight_count(_weights_by_layer, SIDE)
+    out = capsys.readouterr().out
+    assert "correct" in out and str(SIDE) not in out
+
+
+def test_weight_count_side_by_hand():
+    # 1 -> 128 (5x5), 128 -> 128 (5x5) twice, 128 -> 1 (1x1) = 822528 weights;
+    # 906^2 = 820836 is not more, 907^2 = 822649 is
+    assert _weights_by_layer(1, 128, 3, 5) == 3200 + 2 * 409600 + 128 == 822528
+    assert SIDE == 907
+
+
+@pytest.mark.parametrize("wrong", [
+    906,  # rounded down: not more pixels than weights
+    908,  # one too many
+    int(math.ceil(math.sqrt(_weights_by_layer(1, 128, 3, 3)))),  # the 3 x 3 network
+    822528,  # the weight count itself
+])
+def test_weight_count_rejects_a_wrong_side_without_the_answer(wrong):
+    with pytest.raises(ExerciseFailed, match="Exercise 1.2") as err:
+        check_ch1_weight_count(_weights_by_layer, wrong)
+    assert "side" in str(err.value) and "907" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [907.5, "907", None])
+def test_weight_count_names_a_side_that_is_not_an_integer(bad):
+    with pytest.raises(ExerciseFailed, match="side: the side of the square image"):
+        check_ch1_weight_count(_weights_by_layer, bad)
 
 
 def test_weight_count_independent_value():
@@ -65,7 +102,7 @@ def test_weight_count_independent_value():
     net = build_vanilla_cnn(1, 64, 3, 3, generator=torch.Generator().manual_seed(0))
     assert count_parameters(net) == 576 + 2 * 36864 + 64 == 74368
     check_ch1_weight_count(lambda C, c, L, k: 74368 if (C, c, L, k) == (1, 64, 3, 3)
-                           else _weights_by_layer(C, c, L, k))
+                           else _weights_by_layer(C, c, L, k), SIDE)
 
 
 @pytest.mark.parametrize("wrong", [
@@ -77,7 +114,7 @@ def test_weight_count_independent_value():
 ])
 def test_weight_count_rejects_wrong_answers(wrong):
     with pytest.raises(ExerciseFailed, match="Exercise 1.2"):
-        check_ch1_weight_count(wrong)
+        check_ch1_weight_count(wrong, SIDE)
 
 
 # ------------------------------------------------------------------ Exercise 1.3
@@ -95,9 +132,54 @@ def patience_right(steps, scores, patience):
     return best, steps[-1]
 
 
+class _Run:
+    """A recorded run: the loss bottoms out at step 300 and rises, so patience 40 on
+    minus the loss keeps step 300 and stops at 700; the PSNR rises to the last step."""
+
+    steps = torch.arange(0, 1000, 10)
+    loss = (steps.double() - 300) ** 2 + 1.0
+    psnr = 20.0 + steps.double() / 1000
+
+
+KEPT_PSNR = 20.3  # _Run.psnr at step 300, by hand
+
+
 def test_patience_accepts_a_right_rule(capsys):
-    check_ch1_patience_stop(patience_right)
-    assert "correct" in capsys.readouterr().out
+    check_ch1_patience_stop(patience_right, KEPT_PSNR, _Run)
+    out = capsys.readouterr().out
+    assert "correct" in out and "20.3" not in out
+
+
+def test_patience_run_by_hand():
+    assert patience_right(_Run.steps, -_Run.loss, 40) == (300, 700)
+    assert float(_Run.psnr[30]) == pytest.approx(KEPT_PSNR)
+
+
+@pytest.mark.parametrize("wrong", [
+    20.7,  # the PSNR where the rule stops, not where it keeps
+    20.99,  # the oracle's PSNR (largest PSNR)
+    23.0,  # far off
+    -20.0,  # the sign
+])
+def test_patience_rejects_a_wrong_kept_psnr_without_the_answer(wrong):
+    with pytest.raises(ExerciseFailed, match="Exercise 1.3") as err:
+        check_ch1_patience_stop(patience_right, wrong, _Run)
+    assert "loss_kept_psnr" in str(err.value)
+    assert "20.3 " not in str(err.value) and "20.30" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["20.3", None])
+def test_patience_names_a_kept_psnr_that_is_not_a_number(bad):
+    with pytest.raises(ExerciseFailed, match="loss_kept_psnr: a PSNR"):
+        check_ch1_patience_stop(patience_right, bad, _Run)
+
+
+@pytest.mark.parametrize("run", [None, 3, type("R", (), {"steps": torch.arange(5),
+                                                         "loss": torch.ones(4),
+                                                         "psnr": torch.ones(5)})])
+def test_patience_names_a_bad_run(run):
+    with pytest.raises(ExerciseFailed, match="run: a training run"):
+        check_ch1_patience_stop(patience_right, KEPT_PSNR, run)
 
 
 def test_patience_right_rule_on_a_hand_case():
@@ -143,7 +225,7 @@ def patience_off_by_one(steps, scores, patience):
 ])
 def test_patience_rejects_wrong_rules(wrong):
     with pytest.raises(ExerciseFailed, match="Exercise 1.3"):
-        check_ch1_patience_stop(wrong)
+        check_ch1_patience_stop(wrong, KEPT_PSNR, _Run)
 
 
 # ------------------------------------------------------------------ Exercise 1.4

@@ -69,7 +69,10 @@ def check_ch1_noisy_psnr(fn: Callable[[float], Any]) -> None:
     _passed(ex, "4 noise levels, each within 0.1 dB of the measured PSNR")
 
 
-def check_ch1_weight_count(fn: Callable[[int, int, int, int], Any]) -> None:
+_WIDE_K5 = (1, 128, 3, 5)  # Exercise 1.2's network: (C, c, depth, k), printed nowhere above
+
+
+def check_ch1_weight_count(fn: Callable[[int, int, int, int], Any], side: Any) -> None:
     """Exercise 1.2: the number of weights of the vanilla CNN, counted by hand.
 
     Parameters
@@ -77,23 +80,29 @@ def check_ch1_weight_count(fn: Callable[[int, int, int, int], Any]) -> None:
     fn : callable
         ``fn(C, c, depth, k) -> int``, the weight count of
         ``build_vanilla_cnn(C, c, depth, k)``.
+    side : int
+        The smallest side ``s`` of a square gray image with more pixels than the
+        vanilla CNN of 128 channels, 3 hidden layers and 5 x 5 kernels has weights
+        (``s * s > weights``): a count the chapter prints nowhere above the exercise.
 
     Raises
     ------
     ExerciseFailed
-        On the first case whose count differs from the built network's.
+        On the first case whose count differs from the built network's, or when
+        ``side`` is not that smallest side (or not an integer).
 
     Notes
     -----
     The reference builds each network and counts its trainable scalars with
     :func:`ntkutils.networks.count_parameters`; the closed form is
-    ``C c k^2 + (depth - 1) c^2 k^2 + c C``.
+    ``C c k^2 + (depth - 1) c^2 k^2 + c C``.  The side's reference is the smallest
+    integer whose square exceeds the built network's count (:func:`math.isqrt`).
 
     Examples
     --------
-    >>> check_ch1_weight_count(
-    ...     lambda C, c, L, k: C * c * k * k + (L - 1) * c * c * k * k + c * C)
-    Exercise 1.2: correct (5 networks, every count exact).
+    >>> count = lambda C, c, L, k: C * c * k * k + (L - 1) * c * c * k * k + c * C
+    >>> check_ch1_weight_count(count, math.isqrt(count(*_WIDE_K5)) + 1)
+    Exercise 1.2: correct (5 networks, every count exact; the side of the image).
     """
     ex = "Exercise 1.2"
     cases = [(1, 64, 3, 3), (1, 8, 1, 3), (3, 16, 2, 5), (3, 32, 5, 3), (1, 128, 3, 3)]
@@ -107,7 +116,16 @@ def check_ch1_weight_count(fn: Callable[[int, int, int, int], Any]) -> None:
                   "count each convolution: c_in * c_out * k * k; the first layer has "
                   "c_in = C, the others c_in = c, and the 1 x 1 readout has c * C; "
                   "no biases")
-    _passed(ex, f"{len(cases)} networks, every count exact")
+    got_side = _integer(ex, side, "side: the side of the square image, in pixels")
+    net = build_vanilla_cnn(*_WIDE_K5, generator=torch.Generator().manual_seed(0))
+    expected_side = math.isqrt(count_parameters(net)) + 1  # smallest s with s^2 > count
+    if got_side != expected_side:
+        _fail(ex, "side: the smallest side of a square gray image with more pixels than "
+              "the vanilla CNN of 128 channels, depth 3 and 5 x 5 kernels has weights",
+              f"{got_side}: {_miss(got_side, expected_side)}",
+              "count that network's weights with your vanilla_weights(1, 128, 3, 5); the "
+              "image has side * side pixels, which must be strictly more (round up)")
+    _passed(ex, f"{len(cases)} networks, every count exact; the side of the image")
 
 
 def _patience_reference(steps: list[int], scores: list[float],
@@ -131,7 +149,8 @@ def _last_improvement(scores: list[float], i: int) -> int:
     return last
 
 
-def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
+def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any], loss_kept_psnr: Any,
+                            run: Any) -> None:
     """Exercise 1.3: early stopping with patience on a score curve.
 
     Parameters
@@ -141,6 +160,13 @@ def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
         the best score so far (strictly larger counts as better); stop at the first
         record that makes ``patience`` records in a row without improvement; the stop
         step is the last step if that never happens.
+    loss_kept_psnr : float
+        The PSNR (dB) of ``run``'s recorded output at the step that the rule keeps
+        with patience 40 and minus the recorded loss as the score (a score that needs
+        no clean image); within 0.05 dB.
+    run : FitResult
+        The run the rule is applied to (``steps``, ``loss`` and ``psnr`` records, as
+        :func:`ntkutils.training.fit` returns them).
 
     Raises
     ------
@@ -153,8 +179,12 @@ def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
     an improvement), a second higher peak hidden behind a dip, and tensor inputs as
     :func:`ntkutils.training.fit` returns them.
 
+    The run's reference step comes from this module's own patience rule on
+    ``-run.loss``; the reader's PSNR is compared with ``run.psnr`` at that step.
+
     Examples
     --------
+    >>> from types import SimpleNamespace
     >>> def rule(steps, scores, patience):
     ...     best, wait = 0, 0
     ...     for i in range(1, len(scores)):
@@ -165,10 +195,19 @@ def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
     ...             if wait == patience:
     ...                 return int(steps[best]), int(steps[i])
     ...     return int(steps[best]), int(steps[-1])
-    >>> check_ch1_patience_stop(rule)
-    Exercise 1.3: correct (7 cases).
+    >>> steps = torch.arange(0, 1000, 10)
+    >>> run = SimpleNamespace(steps=steps, loss=1.0 / (1.0 + steps),
+    ...                       psnr=20.0 + torch.sin(steps / 300.0))
+    >>> kept = rule(run.steps, -run.loss, 40)[0]
+    >>> check_ch1_patience_stop(rule, float(run.psnr[run.steps == kept]), run)
+    Exercise 1.3: correct (7 cases; the PSNR kept by the loss-based rule).
     """
     ex = "Exercise 1.3"
+    records = [getattr(run, name, None) for name in ("steps", "loss", "psnr")]
+    if not all(isinstance(r, torch.Tensor) and r.dim() == 1 for r in records) or len(
+            {len(r) for r in records}) != 1:
+        _fail(ex, "run: a training run with steps, loss and psnr records of one length",
+              type(run).__name__, "pass the first seed's deep image prior run, dip")
     peak_t = list(range(0, 205, 5))
     peak = [-((t - 60) / 50.0) ** 2 for t in peak_t]
     bumpy = [1.0, 3.0, 2.0, 2.5, 2.0, 4.0, 1.0, 1.0, 1.0]
@@ -199,7 +238,18 @@ def check_ch1_patience_stop(fn: Callable[[Any, Any, int], Any]) -> None:
                   f"{got}: {', '.join(wrong)}",
                   "count records since the last strict improvement; stop when that "
                   "count reaches patience; return steps, not indices")
-    _passed(ex, f"{len(cases)} cases")
+    got = float(_number(ex, loss_kept_psnr, "loss_kept_psnr: a PSNR in dB",
+                        "return a Python float"))
+    steps, loss, scores = ([float(v) for v in r] for r in records)
+    kept, _ = _patience_reference([int(t) for t in steps], [-v for v in loss], 40)
+    expected = scores[[int(t) for t in steps].index(kept)]
+    if not abs(got - expected) <= 0.05:
+        _fail(ex, "loss_kept_psnr: the PSNR of the output kept with minus the loss as "
+              "the score, patience 40, within 0.05 dB",
+              f"{got:.4g} dB: {_miss(got, expected)}",
+              "apply your rule to run.steps and -run.loss with patience 40, then read "
+              "run.psnr at the step it keeps (not at the step where it stops)")
+    _passed(ex, f"{len(cases)} cases; the PSNR kept by the loss-based rule")
 
 
 def check_ch1_discrepancy_stop(fn: Callable[[Any, Any, int, float], Any]) -> None:
