@@ -171,10 +171,27 @@ def error_with_the_package(c, seed, patch_size=5):
     return ((ntk_empirical(net, U_SMALL).double() - K).norm() / K.norm()).item()
 
 
-def test_patch_error_accepts_the_run_and_the_right_reason(capsys):
-    check_patch_error(error_with_the_package, "units", U_SMALL)
+def test_patch_error_accepts_the_run_and_the_right_slope(capsys):
+    check_patch_error(error_with_the_package, 0.0, U_SMALL)
     out = capsys.readouterr().out
-    assert "Exercise 2.6: correct" in out and "units" not in out
+    assert "Exercise 2.6: correct" in out and "0.0" not in out
+
+
+def test_copied_units_give_the_same_kernel_at_every_width():
+    # c copies of one unit: (1/c) times c equal terms, the one unit's kernel, by hand
+    # with ntk_empirical on networks whose units are set equal here
+    one = build_single_layer_cnn(channels=1, patch_size=5,
+                                 generator=torch.Generator().manual_seed(0))
+
+    def copied(c):
+        net = build_single_layer_cnn(channels=c, patch_size=5,
+                                     generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            net.hidden.weight.copy_(one.hidden.weight.expand_as(net.hidden.weight))
+            net.readout.weight.copy_(one.readout.weight.expand_as(net.readout.weight))
+        return ntk_empirical(net.double(), U_SMALL)
+
+    assert torch.allclose(copied(4), copied(64), rtol=1e-10, atol=1e-12)
 
 
 def test_patch_error_accepts_a_float32_run(capsys):
@@ -185,31 +202,36 @@ def test_patch_error_accepts_a_float32_run(capsys):
         K32 = ntk_empirical(net.float(), U_SMALL.float()).double()
         return ((K32 - K).norm() / K.norm()).item()
 
-    check_patch_error(in_float32, "units", U_SMALL)
+    check_patch_error(in_float32, 0.0, U_SMALL)
     assert "correct" in capsys.readouterr().out
 
 
 def test_patch_error_finds_a_run_with_the_old_patches():
     with pytest.raises(ExerciseFailed, match="patch_size=5") as info:
-        check_patch_error(lambda c, s: error_with_the_package(c, s, 3), "units", U_SMALL)
+        check_patch_error(lambda c, s: error_with_the_package(c, s, 3), 0.0, U_SMALL)
     assert "width 16" in str(info.value)
 
 
-@pytest.mark.parametrize("wrong", ["patch", "image"])
-def test_patch_error_rejects_a_wrong_reason_without_the_answer(wrong):
-    with pytest.raises(ExerciseFailed, match="what sets the exponent") as info:
+@pytest.mark.parametrize("wrong, how", [
+    (-0.5, "too steep"),  # the independent units' slope
+    (-1.0, "too steep"),
+    (0.5, "too large"),
+])
+def test_patch_error_rejects_a_wrong_slope_without_the_answer(wrong, how):
+    with pytest.raises(ExerciseFailed, match="copies of one unit") as info:
         check_patch_error(error_with_the_package, wrong, U_SMALL)
     message = str(info.value)
-    assert "hint:" in message and "'units'" not in message
+    assert how in message and "hint:" in message
+    assert " 0 " not in message and "0.0" not in message
 
 
 @pytest.mark.parametrize("args, named", [
-    ((not_implemented, "units", U_SMALL), "NotImplementedError"),
-    ((error_with_the_package, None, U_SMALL), "reason: one of"),
-    ((error_with_the_package, "Units", U_SMALL), "reason: one of"),
-    ((lambda c, s: [0.1], "units", U_SMALL), "a number"),
-    ((error_with_the_package, "units", U_SMALL.numpy()), "u: the input"),
-    ((error_with_the_package, "units", U_SMALL[0]), "u: the input")])
+    ((not_implemented, 0.0, U_SMALL), "NotImplementedError"),
+    ((error_with_the_package, None, U_SMALL), "copied_slope: a number"),
+    ((error_with_the_package, "0", U_SMALL), "copied_slope: a number"),
+    ((lambda c, s: [0.1], 0.0, U_SMALL), "a number"),
+    ((error_with_the_package, 0.0, U_SMALL.numpy()), "u: the input"),
+    ((error_with_the_package, 0.0, U_SMALL[0]), "u: the input")])
 def test_patch_error_names_bad_input(args, named):
     with pytest.raises(ExerciseFailed, match=named):
         check_patch_error(*args)

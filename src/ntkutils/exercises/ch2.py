@@ -252,19 +252,22 @@ def check_error_slope(prediction: Any, slopes: Any) -> None:
     _passed(ex, f"your prediction lies within the {len(s)} seeds' slopes, widened by {tol:g}")
 
 
-def _kernel_error(u: torch.Tensor, channels: int, seed: int, patch_size: int) -> float:
+def _kernel_error(u: torch.Tensor, channels: int, seed: int, patch_size: int,
+                  copies: bool = False) -> float:
     """``||Theta_c - Theta||_F / ||Theta||_F`` computed here, independently of the chapter.
 
     The empirical kernel of the network drawn with ``seed`` is built from its hidden
-    features by the finite-width formula (Section 6.1), not by ``ntk_empirical``.
+    features by the finite-width formula (Section 6.1), not by ``ntk_empirical``.  With
+    ``copies``, every hidden unit is a copy of the one unit of the width-1 network drawn
+    with ``seed`` (its hidden weights and its read-out weight).
     """
-    net = build_single_layer_cnn(channels=channels, patch_size=patch_size,
+    net = build_single_layer_cnn(channels=1 if copies else channels, patch_size=patch_size,
                                  generator=torch.Generator().manual_seed(seed)).double()
     u = u.detach().cpu().double()
     P = extract_patches(u, patch_size)  # (n, d)
     d = P.shape[1]
-    W = net.hidden.weight.detach().reshape(channels, -1)  # (c, d)
-    a = net.readout.weight.detach().reshape(channels)  # (c,)
+    W = net.hidden.weight.detach().reshape(-1, d).expand(channels, d)  # (c, d)
+    a = net.readout.weight.detach().reshape(-1).expand(channels)  # (c,)
     g = P @ W.T / d**0.5  # (n, c) pre-activations
     on = (g > 0).double()  # (n, c)
     K = (torch.relu(g) @ torch.relu(g).T + (P @ P.T / d) * ((on * a**2) @ on.T)) / channels
@@ -272,11 +275,9 @@ def _kernel_error(u: torch.Tensor, channels: int, seed: int, patch_size: int) ->
     return float((K - ref).norm() / ref.norm())
 
 
-_REASONS = ("patch", "units", "image")
-
-
-def check_patch_error(fn: Callable[[int, int], Any], reason: Any, u: torch.Tensor) -> None:
-    """Checker of Exercise 2.6: the kernel error with 5 x 5 patches, and what sets its slope.
+def check_patch_error(fn: Callable[[int, int], Any], copied_slope: Any,
+                      u: torch.Tensor) -> None:
+    """Checker of Exercise 2.6: the kernel error with 5 x 5 patches, and a thought experiment.
 
     Parameters
     ----------
@@ -284,10 +285,10 @@ def check_patch_error(fn: Callable[[int, int], Any], reason: Any, u: torch.Tenso
         ``fn(c, seed)`` returns ``||Theta_c - Theta||_F / ||Theta||_F`` for the
         single-hidden-layer CNN of width ``c`` with 5 x 5 patches drawn with
         ``generator(seed)``, against the closed form with 5 x 5 patches, on input ``u``.
-    reason : str
-        What sets the exponent of the error in ``c``: ``"patch"`` (the patch size),
-        ``"units"`` (the average over ``c`` independent hidden units) or ``"image"``
-        (the input).
+    copied_slope : float
+        The log-log slope of that error against ``c`` if every hidden unit of the
+        width-``c`` network were a copy of one and the same unit (its hidden weights and
+        read-out weight); within 0.05 of the checker's own sweep of such networks.
     u : torch.Tensor of shape (1, H, W)
         The network's input.
 
@@ -295,14 +296,14 @@ def check_patch_error(fn: Callable[[int, int], Any], reason: Any, u: torch.Tenso
     ------
     ExerciseFailed
         When ``fn`` differs from an independent computation of the error (relative
-        1e-4, so float32 passes) at three widths and seeds, or ``reason`` is not the
-        right choice.
+        1e-4, so float32 passes) at three widths and seeds, or ``copied_slope`` is off.
 
     Examples
     --------
     >>> u = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0)).double()
-    >>> check_patch_error(lambda c, s: _kernel_error(u, c, s, 5), "units", u)
-    Exercise 2.6: correct (your errors at 3 widths equal an independent computation; the reason).
+    >>> check_patch_error(lambda c, s: _kernel_error(u, c, s, 5),
+    ...                   _copied_slope(u), u)
+    Exercise 2.6: correct (your errors at 3 widths equal an independent computation; the copied units' slope).
     """
     ex = "Exercise 2.6"
     if (not isinstance(u, torch.Tensor) or u.dim() != 3 or u.shape[0] != 1
@@ -319,15 +320,29 @@ def check_patch_error(fn: Callable[[int, int], Any], reason: Any, u: torch.Tenso
                   "computation with 5 x 5 patches", f"{got:.3g}: {_miss(got, ref)}",
                   "use patch_size=5 in both build_single_layer_cnn and ntk_closed_form, "
                   "generator(seed) for the weights, and the relative Frobenius norm")
-    if not isinstance(reason, str) or reason not in _REASONS:
-        _fail(ex, f"reason: one of {', '.join(repr(r) for r in _REASONS)}",
-              f"{type(reason).__name__} {reason!r}"[:80], "set reason to one of the names")
-    if reason != "units":
-        _fail(ex, "what sets the exponent", repr(reason),
-              "compare your per-seed slopes with Section 7's: the patch size changed, the "
-              "image did not; did the exponent move? Then recall where the error comes "
-              "from: what is each entry of the empirical kernel an average of?")
-    _passed(ex, "your errors at 3 widths equal an independent computation; the reason")
+    slope = float(_number(ex, copied_slope, "copied_slope: a number (a log-log slope)",
+                          "set copied_slope to a Python float"))
+    ref = _copied_slope(u)
+    hint = ("each kernel entry is (1/c) times a sum of c per-unit terms; with copies "
+            "those terms are all equal: what is their average, and does it change with c?")
+    if slope < ref - 0.05:
+        _fail(ex, "the slope of the error of networks whose units are copies of one unit",
+              f"{slope:g}: too steep", hint)
+    if slope > ref + 0.05:
+        _fail(ex, "the slope of the error of networks whose units are copies of one unit",
+              f"{slope:g}: too large", hint)
+    _passed(ex, "your errors at 3 widths equal an independent computation; the copied "
+            "units' slope")
+
+
+def _copied_slope(u: torch.Tensor) -> float:
+    """The log-log slope of the 5 x 5 error over widths 16, 64, 256 with copied units."""
+    widths = [16, 64, 256]
+    errors = [_kernel_error(u, c, 7, 5, copies=True) for c in widths]
+    x = torch.tensor(widths, dtype=torch.float64).log()
+    e = torch.tensor(errors, dtype=torch.float64).log()
+    x, e = x - x.mean(), e - e.mean()
+    return float((x * e).sum() / (x * x).sum())
 
 
 def check_weight_change_exponents(answer: Any) -> None:
