@@ -207,3 +207,29 @@ def test_bad_arguments():
         fit(net, y, y.numpy(), n_steps=1)
     with pytest.raises(TypeError, match="model"):
         fit(lambda u: u, y, y, n_steps=1)
+
+
+def test_running_average_of_the_outputs_is_the_exponential_average_of_the_snapshots():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 8, 8, generator=g, dtype=torch.float64)
+    y = x + 0.1 * torch.randn(1, 8, 8, generator=g, dtype=torch.float64)
+    net = build_single_layer_cnn(channels=16, generator=g).double()
+    n, beta = 12, 0.9
+    res = fit(net, y, y, optimizer="adam", n_steps=n, lr=1e-2, x=x, average=beta,
+              snapshot_steps=range(n + 1), progress=False, generator=g)
+    a = res.snapshots[0].clone()  # no input perturbation: z^t is the output at u
+    averages = [a.clone()]
+    for t in range(1, n + 1):
+        a = beta * a + (1 - beta) * res.snapshots[t]
+        averages.append(a.clone())
+    expected = torch.tensor([psnr(v, x) for v in averages], dtype=torch.float64)
+    assert torch.allclose(res.psnr_average, expected, atol=1e-9)
+    assert torch.allclose(res.x_hat_average, averages[-1], atol=1e-12)
+    assert res.loss_average[-1] == pytest.approx(0.5 * float(((a - y) ** 2).sum()))
+    assert res.best_psnr_average == pytest.approx(float(expected.max()))
+    # without an average nothing is kept, and a bad weight is named
+    plain = fit(net, y, y, n_steps=2, x=x, progress=False, generator=g)
+    assert plain.psnr_average is None and plain.x_hat_average is None
+    for bad in (1.0, -0.1, "0.9", True):
+        with pytest.raises(ValueError, match="average must be a number in"):
+            fit(net, y, y, n_steps=2, average=bad, progress=False)

@@ -23,7 +23,8 @@ from skimage.util import img_as_float, img_as_ubyte
 from ._checks import NTKUtilsError, check_device
 from .denoise import WindowedDenoiseInfo, ntk_denoise
 from .images import estimate_sigma, list_images, psnr, to_chw, to_hwc
-from .reproduce import format_settings, format_table, plot_grid, reproduce_grid
+from .reproduce import (format_readings, format_settings, format_table, plot_grid,
+                        reproduce_grid, save_runs)
 
 __all__ = ["main", "read_png", "write_png"]
 
@@ -237,12 +238,15 @@ def _check_recipe_options(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")  # a command writes files; it never opens a window
     # "test" is a tiny size for the package's own tests, left out of the help
-    if args.scale not in ("cpu", "paper", "test"):
-        raise CommandError(f"--scale must be 'cpu' or 'paper', got {args.scale!r}")
+    if args.scale not in ("cpu", "medium", "paper", "test"):
+        raise CommandError(f"--scale must be 'cpu', 'medium' or 'paper', got {args.scale!r}")
     if args.image is not None and args.image not in list_images():
         raise CommandError(f"--image must be one of {list_images()}, got {args.image!r}")
     if args.seed < 0:
         raise CommandError(f"--seed must be >= 0, got {args.seed}")
+    if args.seeds < 1:
+        raise CommandError(f"--seeds must be >= 1 (how many seeds, from --seed on), got "
+                           f"{args.seeds}")
     if args.device is not None:
         try:
             check_device(args.device)
@@ -255,27 +259,35 @@ def _reproduce(args: argparse.Namespace) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CommandError(f"cannot create the output folder {out}: {err.strerror}") from err
-    result = reproduce_grid(args.scale, image=args.image, seed=args.seed,
-                            device=args.device)
-    table = format_table(result)
+    start = time.perf_counter()
+    runs = [reproduce_grid(args.scale, image=args.image, seed=args.seed + k,
+                           device=args.device) for k in range(args.seeds)]
+    seconds = time.perf_counter() - start
+    table = format_table(runs)
     report = "\n\n".join([
         "# The poster's grid, reproduced (python -m ntkutils reproduce)",
         "## PSNR, oracle stopping", table,
         "## PSNR, discrepancy-principle stopping (no clean image)",
-        format_table(result, rule="discrepancy"),
-        "## Settings (the course's own choices)", format_settings(result),
-        f"Computed in {result.seconds:.0f} s on {result.device}.",
+        format_table(runs, rule="discrepancy"),
+        "## The poster's readings (oracle stopping)", format_readings(runs),
+        "## Settings (the course's own choices)", format_settings(runs[0]),
+        f"Computed in {seconds:.0f} s on {runs[0].device}.",
     ])
+    command = "python -m ntkutils reproduce " + " ".join(
+        f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
+                                  ("seed", args.seed), ("seeds", args.seeds))
+        if v is not None)
     try:
         (out / "grid.md").write_text(report + "\n", encoding="utf-8")
-        fig = plot_grid(result)
+        save_runs(runs, out / "grid.json", seconds=seconds, command=command)
+        fig = plot_grid(runs[0])
         fig.savefig(out / "grid.png", dpi=120)
         plt.close(fig)
     except OSError as err:
         raise CommandError(f"cannot write to {out}: {err.strerror}") from err
     print(table)
-    print(f"{args.scale} scale, {result.seconds:.0f} s on {result.device}")
-    print(f"wrote {out / 'grid.md'} and {out / 'grid.png'}")
+    print(f"{args.scale} scale, {seconds:.0f} s on {runs[0].device}")
+    print(f"wrote {out / 'grid.md'}, {out / 'grid.json'} and {out / 'grid.png'}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -320,16 +332,20 @@ def _parser() -> argparse.ArgumentParser:
         "reproduce", help="compute the poster's grid of denoising results",
         description="Compute the poster's grid (network input: noisy image or iid noise; "
         "GD/Adam x autoencoder/vanilla CNN, and the closed-form NTK with Nystrom) and "
-        "write DIR/grid.md (the table beside the poster's numbers) and DIR/grid.png "
-        "(the estimates). The default cpu scale takes minutes on a laptop CPU; "
+        "write DIR/grid.md (the table beside the poster's numbers), DIR/grid.json (the "
+        "numbers, curves and provenance) and DIR/grid.png (the estimates). The default cpu scale takes minutes on a laptop CPU; "
         "--scale paper (256x256 colour, wide networks) is meant for a GPU.",
     )
     rep.add_argument("--scale", default="cpu",
-                     help="cpu (default, a 64x64 detail) or paper (256x256, for a GPU)")
+                     help="cpu (default: minutes on a laptop), medium (128x128: about an "
+                     "hour on a laptop CPU) or paper (256x256, for a GPU)")
     rep.add_argument("--out", default="grid", help="output folder (grid)")
     rep.add_argument("--image", default=None,
                      help="a shipped image instead of astronaut (e.g. coffee)")
     rep.add_argument("--seed", type=int, default=0, help="seed of every random draw (0)")
+    rep.add_argument("--seeds", type=int, default=1,
+                     help="how many seeds, --seed, --seed + 1, ... (1); the table shows "
+                     "each cell's mean and range")
     rep.add_argument("--device", default=None,
                      help="cpu or cuda (default: cuda when available)")
     rep.set_defaults(run=_reproduce)

@@ -77,6 +77,17 @@ class FitResult:
         Outputs ``f(u; w^t)`` at the requested ``snapshot_steps``.
     ntks : dict of int to torch.Tensor
         Empirical tangent kernels at the requested ``ntk_steps``.
+    average : float
+        Weight ``beta`` of the running average of the outputs (0: none was kept).
+    loss_average : torch.Tensor or None
+        ``(R,)`` ``1/2 ||a^t - y||^2`` of the running average ``a^t`` (None when
+        ``average`` is 0).
+    psnr_average, best_step_average, best_psnr_average, best_x_hat_average
+        With ``average > 0`` and ``x`` given: the PSNR of the running average
+        ``a^t`` at the recorded steps, its best recorded step (an ORACLE too), that PSNR
+        and ``a^t`` there; else None.
+    x_hat_average : torch.Tensor or None
+        The running average after the last step (None when ``average`` is 0).
     optimizer, lr, lambda_max, n_steps, seconds
         The optimiser, its step size, the power-iteration ``lambda_max`` when it set the
         gradient-descent step (else None), the number of steps, wall-clock seconds.
@@ -92,6 +103,13 @@ class FitResult:
     weight_change: WeightChange
     snapshots: dict[int, torch.Tensor]
     ntks: dict[int, torch.Tensor]
+    average: float
+    loss_average: torch.Tensor | None
+    psnr_average: torch.Tensor | None
+    best_step_average: int | None
+    best_psnr_average: float | None
+    best_x_hat_average: torch.Tensor | None
+    x_hat_average: torch.Tensor | None
     optimizer: str
     lr: float
     lambda_max: float | None
@@ -271,6 +289,33 @@ def _perturbed(net_input: torch.Tensor, std: float,
     return net_input
 
 
+def _check_average(average: float) -> None:
+    """``average`` is a number in [0, 1)."""
+    if isinstance(average, bool) or not isinstance(average, (int, float)) \
+            or not 0 <= average < 1:
+        raise ValueError(f"average must be a number in [0, 1) (the weight of the running "
+                         f"average of the outputs, e.g. 0.99; 0 for none), got {average!r}")
+
+
+def _running_average(z_avg: torch.Tensor | None, z: torch.Tensor,
+                     beta: float) -> torch.Tensor:
+    """``beta a + (1 - beta) z``; ``z`` itself for the first output."""
+    return z.clone() if z_avg is None else beta * z_avg + (1.0 - beta) * z
+
+
+def _average_fields(averaged: MetricRecorder, z_avg, average: float, x) -> dict:
+    """:class:`FitResult`'s fields of the running average (None where not kept)."""
+    kept = average > 0 and x is not None
+    res = averaged.result()
+    return {"average": float(average),
+            "loss_average": res["loss"] if average > 0 else None,
+            "psnr_average": res["psnr"] if kept else None,
+            "best_step_average": res["best_step"] if kept else None,
+            "best_psnr_average": res["best_psnr"] if kept else None,
+            "best_x_hat_average": res["best_x_hat"] if kept else None,
+            "x_hat_average": z_avg}
+
+
 def _output(model: nn.Module, net_input: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(net_input)
@@ -297,6 +342,7 @@ def fit(
     snapshot_steps: Iterable[int] = (),
     ntk_steps: Iterable[int] = (),
     ntk_rows: torch.Tensor | None = None,
+    average: float = 0.0,
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> FitResult:
@@ -333,6 +379,13 @@ def fit(
         (:func:`ntkutils.kernels.ntk_empirical` of output channel 0).
     ntk_rows : torch.Tensor, optional
         Pixel indices ``(r,)``: keep only these rows of each kernel, ``(r, n)``.
+    average : float in [0, 1), default 0
+        Also keep the running average of the outputs the optimiser sees,
+        ``a^0 = z^0``, ``a^t = average a^{t-1} + (1 - average) z^t``, and record its PSNR:
+        the deep image prior's "exponential averaging" (its reference code uses 0.99).
+        With ``input_noise_std > 0``, ``z^t`` is the output for the perturbed input
+        of step ``t``, as in the deep image prior (the final one, ``t = n_steps``, for
+        ``u`` itself).  0 keeps no average.
     generator : torch.Generator, optional
         Source of the input perturbations and of the power iteration's start.  The
         model's initialisation has its own generator (the factories').
@@ -375,11 +428,14 @@ def fit(
     snapshot_steps, ntk_steps = _check_fit_schedule(
         model, y, optimizer, n_steps, lr, input_noise_std, record_every, snapshot_steps,
         ntk_steps, generator)
+    _check_average(average)
     _check_output_shape(model, net_input, y)
     lr, lambda_max = _step_size(optimizer, lr, model, net_input, generator)
     params = {k: p for k, p in model.named_parameters() if p.requires_grad}
     record_steps = set(range(0, n_steps + 1, record_every)) | {n_steps}
     metrics = MetricRecorder(record_steps, y, x)
+    averaged = MetricRecorder(record_steps if average > 0 else (), y, x)
+    z_avg = None
     recorders = (metrics, WeightRecorder(record_steps, params),
                  SnapshotRecorder(snapshot_steps),
                  KernelRecorder(ntk_steps, model, net_input, ntk_rows))
@@ -391,6 +447,9 @@ def fit(
     for t in range(n_steps):
         z = model(_perturbed(net_input, input_noise_std, generator))
         loss = 0.5 * ((z - y) ** 2).sum()
+        if average > 0:
+            z_avg = _running_average(z_avg, z.detach(), average)
+            _record((averaged,), t, z_avg)
         if any(t in recorder.steps for recorder in recorders):
             z_t = z if input_noise_std == 0 else _output(model, net_input)
             _record(recorders, t, z_t.detach())
@@ -405,6 +464,9 @@ def fit(
     bar.close()
     x_hat = _output(model, net_input)
     _record(recorders, n_steps, x_hat.detach())
+    if average > 0:
+        z_avg = _running_average(z_avg, x_hat.detach(), average)
+        _record((averaged,), n_steps, z_avg)
     if optimizer == "gd":
         _check_not_diverged(metrics.losses, n_steps, lr)
     seconds = time.perf_counter() - start
@@ -412,5 +474,6 @@ def fit(
     _, weights, snapshots, ntks = recorders
     return FitResult(x_hat=x_hat.detach(), **metrics.result(),
                      weight_change=weights.result(), snapshots=snapshots.result(),
-                     ntks=ntks.result(), optimizer=optimizer, lr=float(lr),
+                     ntks=ntks.result(), **_average_fields(averaged, z_avg, average, x),
+                     optimizer=optimizer, lr=float(lr),
                      lambda_max=lambda_max, n_steps=n_steps, seconds=seconds)

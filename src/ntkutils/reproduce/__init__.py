@@ -19,20 +19,29 @@ rates, and the stopping rule.  The main table stops every cell at its best step 
 against the clean image, an ORACLE that a real denoiser does not have; the discrepancy
 principle, which needs only the noise level, is reported beside it.
 """
-from .report import format_settings, format_table, plot_grid
+from .readings import READINGS, Reading, poster_readings
+from .report import format_readings, format_settings, format_table, plot_grid
 from .run import GridCell, GridResult, reproduce_grid
+from .store import StoredGrid, load_runs, save_runs
 from .settings import INPUTS, METHODS, POSTER_PSNR, GridSettings, grid_settings
 
 __all__ = [
     "INPUTS",
     "METHODS",
     "POSTER_PSNR",
+    "READINGS",
+    "Reading",
+    "StoredGrid",
     "GridCell",
     "GridResult",
     "GridSettings",
+    "format_readings",
     "format_settings",
     "format_table",
     "grid_settings",
+    "load_runs",
+    "poster_readings",
     "plot_grid",
     "reproduce_grid",
+    "save_runs",
 ]

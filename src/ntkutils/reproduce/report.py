@@ -5,17 +5,33 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from .._checks import check_positive
 from ..plotting import MAX_WIDTH_IN, to_numpy_image
+from .readings import poster_readings
 from .run import GridResult
 from .settings import INPUTS, METHODS, POSTER_PSNR
 
-__all__ = ["format_settings", "format_table", "plot_grid"]
+__all__ = ["format_readings", "format_settings", "format_table", "plot_grid"]
 
 _RULES = ("oracle", "discrepancy")
+
+
+def _check_results(results: object) -> list[GridResult]:
+    """One run or a non-empty sequence of runs of the same settings but the seed."""
+    runs = [results] if isinstance(results, GridResult) else results
+    if not isinstance(runs, (list, tuple)) or not runs \
+            or not all(isinstance(r, GridResult) for r in runs):
+        raise TypeError(f"result must be a GridResult (from reproduce_grid) or a non-empty "
+                        f"list of them, got {type(results).__name__}")
+    keys = {dataclasses.replace(r.settings, seed=0) for r in runs}
+    if len(keys) > 1:
+        raise ValueError("the runs must share every setting but the seed")
+    return list(runs)
 
 
 def _check_result(result: object) -> GridResult:
@@ -31,21 +47,22 @@ def _check_rule(rule: object) -> str:
     return rule  # type: ignore[return-value]
 
 
-def format_table(result: GridResult, *, rule: str = "oracle") -> str:
+def format_table(result: GridResult | list[GridResult], *, rule: str = "oracle") -> str:
     """The grid as a markdown table, each of our PSNRs beside the poster's.
 
     Parameters
     ----------
-    result : GridResult
-        From :func:`reproduce_grid`.
+    result : GridResult or list of GridResult
+        From :func:`reproduce_grid`; several runs (seeds) give each cell's mean and, in
+        brackets, its minimum and maximum over the runs.
     rule : {"oracle", "discrepancy"}
         Which stopping rule's PSNRs to show.
 
     Returns
     -------
     str
-        A markdown table (rows: network input; columns: methods; cells "ours (poster)"
-        in dB) followed by one line stating the image, size, noise level and rule.
+        A markdown table (rows: network input; columns: methods; cells "ours [poster]"
+        in dB) followed by one line stating the image, size, noise level, seeds and rule.
 
     Examples
     --------
@@ -54,21 +71,74 @@ def format_table(result: GridResult, *, rule: str = "oracle") -> str:
     >>> print(format_table(r).splitlines()[0])
     | network input | GD + autoencoder | GD + vanilla CNN | NTK + Nyström | Adam + autoencoder | Adam + vanilla CNN |
     """
-    r = _check_result(result)
+    runs = _check_results(result)
     rule = _check_rule(rule)
-    table = r.psnr if rule == "oracle" else r.psnr_discrepancy
+    tables = [r.psnr if rule == "oracle" else r.psnr_discrepancy for r in runs]
     lines = ["| network input | " + " | ".join(METHODS) + " |",
              "|---" * (len(METHODS) + 1) + "|"]
     for name in INPUTS:
-        cells = [f"{table[name][m]:.1f} ({POSTER_PSNR[name][m]:.1f})" for m in METHODS]
+        cells = [f"{_spread([t[name][m] for t in tables])} [{POSTER_PSNR[name][m]:.1f}]"
+                 for m in METHODS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    s = r.settings
-    C, H, W = r.x.shape
+    s = runs[0].settings
+    C, H, W = runs[0].x.shape
     stop = ("best step by PSNR against the clean image (ORACLE)" if rule == "oracle"
             else "discrepancy principle ||z - y||^2 <= C n sigma^2 (no clean image)")
-    lines += ["", f"PSNR in dB: ours (poster's, 'house' image). Ours: {s.image} "
+    seeds = ", ".join(str(r.settings.seed) for r in runs)
+    noisy = _spread([r.noisy_psnr for r in runs])
+    over = (f"mean (min to max) over seeds {seeds}" if len(runs) > 1 else f"seed {seeds}")
+    lines += ["", f"PSNR in dB: ours [poster's, 'house' image]. Ours: {s.image} "
               f"{H}x{W} {'gray' if C == 1 else 'colour'}, sigma = "
-              f"{s.sigma * 255:.0f}/255, noisy {r.noisy_psnr:.1f} dB; stopping: {stop}."]
+              f"{s.sigma * 255:.0f}/255, noisy {noisy} dB, {over}; stopping: {stop}."]
+    return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    """``"m"`` for one value, ``"m (lo to hi)"`` for several (one decimal, dB)."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ({min(values):.1f} to {max(values):.1f})"
+
+
+def format_readings(result: GridResult | list[GridResult], *,
+                    rule: str = "oracle") -> str:
+    """The poster's readings R1-R6 on the poster's table and on each run, as markdown.
+
+    Parameters
+    ----------
+    result : GridResult or list of GridResult
+        One run or several (seeds).
+    rule : {"oracle", "discrepancy"}
+        Which stopping rule's tables.
+
+    Returns
+    -------
+    str
+        One row per reading: its statement, whether the poster's numbers show it, and
+        for each run "yes" or "no" with the margin in dB (the smallest of its
+        comparisons; negative when it fails).
+
+    Examples
+    --------
+    >>> from ntkutils.reproduce import reproduce_grid
+    >>> r = reproduce_grid("test", progress=False)
+    >>> print(format_readings(r).splitlines()[0])
+    | reading | poster | seed 0 |
+    """
+    runs = _check_results(result)
+    rule = _check_rule(rule)
+    poster = poster_readings(POSTER_PSNR)
+    per_run = [poster_readings(r, rule=rule) for r in runs]
+    lines = ["| reading | poster | " + " | ".join(f"seed {r.settings.seed}" for r in runs)
+             + " |", "|---" * (len(runs) + 2) + "|"]
+    for k, reading in enumerate(poster):
+        shown = "n/a" if reading.margin != reading.margin else (
+            "yes" if reading.holds else "no")
+        cells = [f"{'yes' if rr[k].holds else '**no**'} ({rr[k].margin:+.1f})"
+                 for rr in per_run]
+        lines.append(f"| {reading.code}: {reading.statement} | {shown} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -116,12 +186,17 @@ def format_settings(result: GridResult) -> str:
         f"initialisation; {p_ae} weights ({p_ae_noise} with the iid-noise input)",
         f"iid-noise input: uniform on [0, {s.noise_scale:g}], {s.noise_channels} channels "
         f"for the autoencoder, the first {C} of them for the vanilla CNN and the kernel",
-        f"gradient descent: {s.gd_steps} steps of size 1/lambda_max (tangent kernel at "
-        f"initialisation), fixed input; trains f(u; w) - f(u; w0), so the output starts "
-        f"at 0",
+        f"gradient descent: step 1/lambda_max of the tangent kernel at initialisation, "
+        f"fixed input, the centred network f(u; w) - f(u; w0) (output 0 at the start); "
+        f"the table's curve is the network linearised at initialisation (its empirical "
+        f"tangent kernel from {s.n_landmarks} landmark pixels in every channel, Nyström) "
+        f"at t = 0 and 150 log-spaced steps up to {s.ntk_max_step:,}; real gradient "
+        f"descent for the first {s.gd_steps} steps is run beside it",
         f"Adam: {s.adam_steps} steps, learning rate {s.adam_lr:g}, input perturbed by "
         f"fresh Gaussian noise of std {s.adam_input_noise:.3g} at every step (the deep "
-        f"image prior's recipe); trains the network as built",
+        f"image prior's recipe); trains the network as built; the table reports its "
+        f"output, and the running average of its outputs (weight {s.adam_average:g}) "
+        f"is kept beside it",
         f"NTK + Nyström: closed-form kernel of the vanilla CNN (depth {s.vanilla_depth}, "
         f"infinite width) at the network input, {s.n_landmarks} landmark pixels, "
         f"gradient descent in closed form with step 1/lambda_max at t = 0 and 150 "
@@ -155,7 +230,9 @@ def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.2) ->
 
     Examples
     --------
-    >>> import matplotlib.pyplot as plt
+    >>> import dataclasses
+
+import matplotlib.pyplot as plt
     >>> from ntkutils.reproduce import reproduce_grid
     >>> fig = plot_grid(reproduce_grid("test", progress=False))
     >>> len(fig.axes)

@@ -19,6 +19,7 @@ from torch import nn
 from .._checks import check_device, check_float_dtype
 from .._progress import progress_bar
 from ..images import add_noise, load_image, psnr
+from ..linearised import linearised_gd
 from ..networks import build_autoencoder, build_vanilla_cnn, count_parameters
 from ..pipeline import _ntk_filter
 from ..spectral import _degrees_of_freedom
@@ -33,6 +34,13 @@ __all__ = ["GridCell", "GridResult", "reproduce_grid"]
 class GridCell:
     """One cell of the grid: one network input, one method.
 
+    Each cell has one main curve, which the table reports: for gradient descent the
+    linearised dynamics of the network at initialisation (its empirical tangent kernel),
+    at every step up to ``ntk_max_step``; for Adam the network's output; for the kernel
+    its closed-form filter.  Beside it, gradient descent keeps the real run of
+    ``gd_steps`` steps (``*_real``, ``gap``), Adam the running average of its outputs
+    (``*_average``, the deep image prior's exponential averaging).
+
     Attributes
     ----------
     psnr, step : float, int
@@ -46,6 +54,19 @@ class GridCell:
         ``(R,)`` recorded steps, their PSNR and ``||z^t - y||^2`` (float64, on the CPU).
     snapshots : dict of int to torch.Tensor
         Outputs at every ``snapshot_every`` steps (trained networks only; on the CPU).
+    steps_real, psnr_curve_real : torch.Tensor or None
+        Gradient descent only: ``(R,)`` real gradient descent of the network for
+        ``gd_steps`` steps at the linearised run's learning rate (None otherwise).
+    psnr_real, step_real : float or None
+        The oracle best of that run and its step.
+    psnr_curve_average : torch.Tensor or None
+        Adam only (with ``adam_average > 0``): ``(R,)`` PSNR of the running average of
+        the outputs at ``steps`` (None otherwise).
+    psnr_average, step_average : float or None
+        Its oracle best and step.
+    gap : float or None
+        Gradient descent only: ``||z_real^T - z_lin^T|| / ||y||`` at ``T = gd_steps``,
+        how far real gradient descent has left its linearisation (None otherwise).
     n_parameters : int or None
         Trainable weights of the network (None for the kernel).
     degrees_of_freedom : float or None
@@ -77,6 +98,14 @@ class GridCell:
     landmarks: torch.Tensor | None
     lr: float
     seconds: float
+    steps_real: torch.Tensor | None = None
+    psnr_curve_real: torch.Tensor | None = None
+    psnr_real: float | None = None
+    step_real: int | None = None
+    psnr_curve_average: torch.Tensor | None = None
+    psnr_average: float | None = None
+    step_average: int | None = None
+    gap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -173,14 +202,19 @@ def reproduce_grid(
 
     - *GD + autoencoder*, *GD + vanilla CNN*: full-batch gradient descent on
       ``1/2 ||f(u; w) - y||^2`` with step ``1 / lambda_max`` of the tangent kernel at
-      initialisation (:func:`ntkutils.training.fit`);
+      initialisation, to convergence by the linearised dynamics
+      (:func:`ntkutils.linearised.linearised_gd`: the network's empirical tangent
+      kernel at initialisation, Nyström, every step up to ``ntk_max_step``), with real
+      gradient descent (:func:`ntkutils.training.fit`) for the first ``gd_steps``
+      steps beside it and the distance between the two at that step (``gap``);
     - *NTK + Nyström*: no training; the closed-form infinite-width kernel ``Theta`` of the
       vanilla CNN at input ``u`` (:func:`ntkutils.kernels.ntk_closed_form`), approximated
       from ``n_landmarks`` columns, and gradient descent in closed form,
       ``z^t = (I - (I - Theta / lambda_max)^t) y``: the pipeline
       :func:`ntkutils.pipeline.ntk_filter` with ``estimates=True``;
     - *Adam + autoencoder* (the deep image prior), *Adam + vanilla CNN*: Adam with the
-      deep image prior's learning rate and per-step input perturbation.
+      deep image prior's learning rate and per-step input perturbation; the running
+      average of the outputs (weight ``adam_average``) is recorded beside the output.
 
     Every cell is stopped at its best recorded step by PSNR against ``x`` (an ORACLE);
     the discrepancy principle (first ``t`` with ``||z^t - y||^2 <= C n sigma^2``) is
@@ -317,18 +351,16 @@ def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
 def _trained_cell(net: nn.Module, u, y, x, optimizer: str, s: GridSettings, generator,
                   progress: bool) -> GridCell:
     """Fit ``net`` to ``y`` from input ``u``; oracle and discrepancy steps from the records."""
+    if optimizer == "gd":
+        return _gd_cell(net, u, y, x, s, generator, progress)
     start = time.perf_counter()
     net = net.to(y.device)
-    if optimizer == "gd":
-        net = _Centred(net, u)
-    n_steps = s.gd_steps if optimizer == "gd" else s.adam_steps
-    res = fit(net, u, y, optimizer=optimizer, n_steps=n_steps,
-              lr=None if optimizer == "gd" else s.adam_lr, x=x,
-              input_noise_std=0.0 if optimizer == "gd" else s.adam_input_noise,
-              record_every=s.record_every,
-              snapshot_steps=range(0, n_steps + 1, s.snapshot_every),
-              generator=generator, progress=progress)
+    res = fit(net, u, y, optimizer="adam", n_steps=s.adam_steps, lr=s.adam_lr, x=x,
+              input_noise_std=s.adam_input_noise, record_every=s.record_every,
+              snapshot_steps=range(0, s.adam_steps + 1, s.snapshot_every),
+              average=s.adam_average, generator=generator, progress=progress)
     disc = _discrepancy_index(2.0 * res.loss, y.numel(), s.sigma)
+    averaged = s.adam_average > 0
     return GridCell(
         psnr=float(res.best_psnr), step=int(res.best_step),
         psnr_discrepancy=float(res.psnr[disc]), step_discrepancy=int(res.steps[disc]),
@@ -338,4 +370,38 @@ def _trained_cell(net: nn.Module, u, y, x, optimizer: str, s: GridSettings, gene
         n_parameters=count_parameters(net), degrees_of_freedom=None,
         kernel_eigvals=None, landmarks=None, lr=res.lr,
         seconds=time.perf_counter() - start,
-    )
+        psnr_curve_average=res.psnr_average if averaged else None,
+        psnr_average=float(res.best_psnr_average) if averaged else None,
+        step_average=int(res.best_step_average) if averaged else None)
+
+
+def _gd_cell(net: nn.Module, u, y, x, s: GridSettings, generator,
+             progress: bool) -> GridCell:
+    """Gradient descent: linearised at initialisation to ``ntk_max_step``, real for
+    ``gd_steps`` (the centred network, same learning rate)."""
+    start = time.perf_counter()
+    net = _Centred(net.to(y.device), u)
+    real_steps = torch.arange(0, s.gd_steps + 1, s.record_every)
+    steps = torch.unique(torch.cat([log_step_grid(s.ntk_max_step), real_steps,
+                                    torch.tensor([s.gd_steps])]))
+    lin = linearised_gd(net, u, y, steps=steps, n_landmarks=s.n_landmarks,
+                        channels="joint", x=x, sigma=s.sigma, generator=generator)
+    res = fit(net, u, y, optimizer="gd", n_steps=s.gd_steps, lr=lin.lr, x=x,
+              record_every=s.record_every,
+              snapshot_steps=range(0, s.gd_steps + 1, s.snapshot_every),
+              generator=generator, progress=progress)
+    at_end = lin.estimates[int((steps == s.gd_steps).nonzero())]
+    gap = float(torch.linalg.vector_norm(res.x_hat.double() - at_end)
+                / torch.linalg.vector_norm(y.double()))
+    disc = lin.index_discrepancy
+    return GridCell(
+        psnr=float(lin.psnr[lin.index]), step=lin.step,
+        psnr_discrepancy=float(lin.psnr[disc]), step_discrepancy=int(lin.steps[disc]),
+        x_hat=lin.x_hat.float().cpu(), steps=lin.steps.cpu(), psnr_curve=lin.psnr,
+        residual=lin.residual.cpu(),
+        snapshots={t: z.float().cpu() for t, z in res.snapshots.items()},
+        n_parameters=count_parameters(net), degrees_of_freedom=None,
+        kernel_eigvals=None, landmarks=None, lr=lin.lr,
+        seconds=time.perf_counter() - start, steps_real=res.steps,
+        psnr_curve_real=res.psnr, psnr_real=float(res.best_psnr),
+        step_real=int(res.best_step), gap=gap)

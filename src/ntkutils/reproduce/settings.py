@@ -96,6 +96,10 @@ class GridSettings:
         tangent kernel, output 0 at the start, as the NTK prediction
         ``z^t = (I - (I - eta Theta)^t) y`` assumes); Adam trains the network as built,
         as the deep image prior does.
+    adam_average : float
+        Weight of the running average of Adam's outputs (the deep image prior's
+        exponential averaging, 0.99 in its reference code); the table reports the
+        average, and the raw output is kept beside it.  0: no average.
     record_every : int
         Record the PSNR (and the loss) every this many steps; the oracle picks among them.
     snapshot_every : int
@@ -126,6 +130,7 @@ class GridSettings:
     adam_steps: int
     adam_lr: float
     adam_input_noise: float
+    adam_average: float
     record_every: int
     snapshot_every: int
     n_landmarks: int
@@ -159,6 +164,11 @@ class GridSettings:
                 or not self.adam_input_noise >= 0:
             raise ValueError(f"adam_input_noise must be a number >= 0, got "
                              f"{self.adam_input_noise!r}")
+        if isinstance(self.adam_average, bool) \
+                or not isinstance(self.adam_average, (int, float)) \
+                or not 0 <= self.adam_average < 1:
+            raise ValueError(f"adam_average must be a number in [0, 1), got "
+                             f"{self.adam_average!r}")
         if self.n_landmarks > self.size**2:
             raise ValueError(f"n_landmarks must be <= the {self.size**2} pixels of a "
                              f"{self.size} x {self.size} image, got {self.n_landmarks}")
@@ -197,7 +207,7 @@ def grid_settings(scale: str = "cpu", *, image: str | None = None,
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     common = dict(scale=scale, image="astronaut", gray=False, sigma=25 / 255,
                   patch_size=3, noise_channels=32, noise_scale=0.1, adam_lr=1e-2,
-                  adam_input_noise=1 / 30, ntk_max_step=10**6, seed=seed)
+                  adam_input_noise=1 / 30, adam_average=0.99, ntk_max_step=10**6, seed=seed)
     if scale == "cpu":
         s = GridSettings(size=64, crop=128, vanilla_channels=128, vanilla_depth=1,
                          ae_channels=16, ae_levels=3, ae_skip_channels=4,

@@ -1,0 +1,211 @@
+"""A grid run kept as a small data file: the numbers, the curves, thumbnails, provenance.
+
+The ``medium`` scale takes about an hour on a laptop CPU, too long for the book's test run,
+so its result is computed once (``python -m ntkutils reproduce --scale medium --seeds 3``),
+saved by :func:`save_runs` and read back by :func:`load_runs`.  The file says how it was
+made: the settings, the package's git commit, the date, the CPU, PyTorch's version and the
+wall time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .run import GridResult
+from .settings import INPUTS, METHODS, GridSettings
+
+__all__ = ["StoredGrid", "load_runs", "save_runs"]
+
+FORMAT = "ntkutils-grid-1"
+THUMBNAIL = 32  # side of the stored estimates, in pixels
+
+
+@dataclass(frozen=True)
+class StoredGrid:
+    """A grid run read back from its data file.
+
+    Attributes
+    ----------
+    settings : GridSettings
+        The settings of seed ``seeds[0]`` (the runs differ only in the seed).
+    seeds : list of int
+    noisy_psnr : list of float
+        Per seed.
+    cells : dict
+        ``cells[input][method]``: a dict of lists over the seeds, ``psnr``, ``step``,
+        ``psnr_discrepancy``, ``step_discrepancy``, ``psnr_real``, ``step_real``,
+        ``psnr_average``, ``step_average``, ``gap`` (None where a cell has none), and the
+        curves ``steps``, ``psnr_curve``, ``steps_real``, ``psnr_curve_real``,
+        ``psnr_curve_average`` (lists of lists, or None).
+    thumbnails : dict
+        ``thumbnails[input][method]``: the first seed's oracle estimate, ``(C, 32, 32)``;
+        ``thumbnails["clean"]``, ``thumbnails["noisy"]`` the images.
+    provenance : dict
+        ``commit``, ``date``, ``cpu``, ``torch``, ``device``, ``dtype``, ``seconds``,
+        ``command``.
+    """
+
+    settings: GridSettings
+    seeds: list[int]
+    noisy_psnr: list[float]
+    cells: dict
+    thumbnails: dict
+    provenance: dict
+
+    @property
+    def psnr(self) -> dict[str, dict[str, list[float]]]:
+        """The oracle PSNR table, a list over the seeds per cell."""
+        return {i: {m: c["psnr"] for m, c in row.items()} for i, row in self.cells.items()}
+
+    @property
+    def psnr_discrepancy(self) -> dict[str, dict[str, list[float]]]:
+        """The discrepancy-rule PSNR table, a list over the seeds per cell."""
+        return {i: {m: c["psnr_discrepancy"] for m, c in row.items()}
+                for i, row in self.cells.items()}
+
+    def table(self, k: int, rule: str = "oracle") -> dict[str, dict[str, float]]:
+        """Seed number ``k``'s table ``psnr[input][method]`` (for ``poster_readings``)."""
+        key = "psnr" if rule == "oracle" else "psnr_discrepancy"
+        return {i: {m: c[key][k] for m, c in row.items()} for i, row in self.cells.items()}
+
+
+def _thumbnail(image: torch.Tensor) -> list:
+    """``(C, H, W)`` -> ``(C, 32, 32)`` by area averaging, rounded to 1/255, as lists."""
+    small = F.adaptive_avg_pool2d(image.double()[None], THUMBNAIL)[0].clamp(0, 1)
+    return (small * 255).round().to(torch.uint8).tolist()
+
+
+def _curve(values: torch.Tensor | None) -> list[float] | None:
+    """A PSNR curve as a list rounded to 1e-4 dB (None stays None)."""
+    return None if values is None else [round(v, 4) for v in values.tolist()]
+
+
+def _git_commit() -> str:
+    """The package's git commit (with ``+dirty`` for uncommitted changes), or unknown."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, check=True,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, check=True, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
+              command: str = "") -> Path:
+    """Write grid runs of several seeds (same settings) to a JSON data file.
+
+    Parameters
+    ----------
+    runs : list of GridResult
+        From :func:`~ntkutils.reproduce.reproduce_grid`, one per seed.
+    path : str or Path
+        The file to write (``.json``).
+    seconds : float
+        Wall time of all the runs.
+    command : str
+        The command that made them (for the provenance).
+
+    Returns
+    -------
+    Path
+    """
+    from .report import _check_results
+
+    runs = _check_results(runs)
+    first = runs[0]
+    cells: dict = {}
+    for name in INPUTS:
+        cells[name] = {}
+        for method in METHODS:
+            per = [r.cells[name][method] for r in runs]
+            cells[name][method] = {
+                "psnr": [c.psnr for c in per], "step": [c.step for c in per],
+                "psnr_discrepancy": [c.psnr_discrepancy for c in per],
+                "step_discrepancy": [c.step_discrepancy for c in per],
+                "psnr_real": [c.psnr_real for c in per],
+                "step_real": [c.step_real for c in per],
+                "psnr_average": [c.psnr_average for c in per],
+                "step_average": [c.step_average for c in per],
+                "gap": [c.gap for c in per],
+                "steps": [c.steps.tolist() for c in per],
+                "psnr_curve": [_curve(c.psnr_curve) for c in per],
+                "steps_real": [None if c.steps_real is None else c.steps_real.tolist()
+                               for c in per],
+                "psnr_curve_real": [_curve(c.psnr_curve_real) for c in per],
+                "psnr_curve_average": [_curve(c.psnr_curve_average) for c in per],
+            }
+    thumbs = {name: {m: _thumbnail(first.cells[name][m].x_hat) for m in METHODS}
+              for name in INPUTS}
+    thumbs["clean"], thumbs["noisy"] = _thumbnail(first.x), _thumbnail(first.y)
+    data = {
+        "format": FORMAT,
+        "settings": dataclasses.asdict(first.settings),
+        "seeds": [r.settings.seed for r in runs],
+        "noisy_psnr": [r.noisy_psnr for r in runs],
+        "cells": cells,
+        "thumbnails": thumbs,
+        "provenance": {
+            "commit": _git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "cpu": _cpu_name(), "torch": torch.__version__, "device": first.device,
+            "dtype": str(first.cells[INPUTS[0]][METHODS[0]].psnr_curve.dtype),
+            "seconds": round(float(seconds), 1), "command": command,
+        },
+    }
+    path = Path(path)
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+    return path
+
+
+def load_runs(path: str | Path) -> StoredGrid:
+    """Read a data file written by :func:`save_runs`.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    StoredGrid
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path must be a grid data file (from save_runs), "
+                                f"{path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"path {path} is not a grid data file (not JSON: {err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"path {path} is not a grid data file of format {FORMAT!r}")
+    settings = GridSettings(**data["settings"])
+    thumbs = {k: (torch.tensor(v, dtype=torch.float64) / 255 if k in ("clean", "noisy")
+                  else {m: torch.tensor(t, dtype=torch.float64) / 255 for m, t in v.items()})
+              for k, v in data["thumbnails"].items()}
+    return StoredGrid(settings=settings, seeds=data["seeds"], noisy_psnr=data["noisy_psnr"],
+                      cells=data["cells"], thumbnails=thumbs, provenance=data["provenance"])
