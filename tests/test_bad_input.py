@@ -365,6 +365,13 @@ def _settings(**kw):
     return dataclasses.replace(nu.grid_settings("cpu"), **kw)
 
 
+def _test_grid():
+    global _TEST
+    if _TEST is None:
+        _TEST = nu.reproduce_grid("test", progress=False)
+    return _TEST
+
+
 GRID = [
     C("grid_settings scale", lambda: nu.grid_settings("gpu"), ValueError, r"scale"),
     C("grid_settings image", lambda: nu.grid_settings(image="lenna"), ValueError, r"image"),
@@ -387,6 +394,17 @@ GRID = [
       r"dtype"),
     C("format_table result", lambda: nu.format_table({"a": 1}), TypeError, r"result"),
     C("plot_grid result", lambda: nu.plot_grid(None), TypeError, r"result"),
+    C("GridSettings adam_average", lambda: _settings(adam_average=1.0), ValueError,
+      r"adam_average"),
+    C("format_readings result", lambda: nu.format_readings([]), TypeError, r"result"),
+    C("poster_readings table", lambda: nu.poster_readings({"noisy image": {}}), TypeError,
+      r"result must be a GridResult or a table"),
+    C("poster_readings rule", lambda: nu.poster_readings(_test_grid(), rule="best"),
+      ValueError, r"rule"),
+    C("save_runs runs", lambda: nu.save_runs([], "g.json", seconds=1.0), TypeError,
+      r"runs must be a GridResult"),
+    C("load_runs missing", lambda: nu.load_runs("no/such/grid.json"), FileNotFoundError,
+      r"path"),
 ]
 if not torch.cuda.is_available():
     GRID.append(C("reproduce_grid cuda without a GPU",

@@ -179,7 +179,8 @@ def _kernel_cell_psnr(u, y, x, settings, landmark_seed):
     H, W = x.shape[1:]
     S = landmark_pixels((H, W), settings.n_landmarks,
                         generator=torch.Generator().manual_seed(landmark_seed))
-    cols = ntk_closed_form(u.double(), settings.patch_size, columns=S)  # (n, m)
+    cols = ntk_closed_form(u.double(), settings.patch_size, settings.vanilla_depth,
+                           columns=S)  # (n, m)
     lam, V = nystrom_eigenpairs(cols, S)
     steps = log_step_grid(settings.ntk_max_step)
     z = gd_filter(y.double(), lam, V, steps, lr=1 / float(lam[0]))  # (T, C, H, W)

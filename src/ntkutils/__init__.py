@@ -44,10 +44,14 @@ from .pipeline import KernelFilter, ntk_filter
 from .reproduce import (
     POSTER_PSNR,
     GridResult,
+    format_readings,
     format_table,
     grid_settings,
+    load_runs,
     plot_grid,
+    poster_readings,
     reproduce_grid,
+    save_runs,
 )
 from .spectral import (
     bias_variance,
@@ -99,7 +103,7 @@ __all__ = [
     "linearised_gd", "LinearisedGD",
     # the poster's grid (chapter 7, python -m ntkutils reproduce)
     "reproduce_grid", "GridResult", "grid_settings", "format_table", "plot_grid",
-    "POSTER_PSNR",
+    "POSTER_PSNR", "poster_readings", "format_readings", "save_runs", "load_runs",
     # submodules
     "course", "plotting", "widgets", "exercises",
 ]

@@ -21,16 +21,16 @@ __all__ = ["format_readings", "format_settings", "format_table", "plot_grid"]
 _RULES = ("oracle", "discrepancy")
 
 
-def _check_results(results: object) -> list[GridResult]:
+def _check_results(results: object, name: str = "result") -> list[GridResult]:
     """One run or a non-empty sequence of runs of the same settings but the seed."""
     runs = [results] if isinstance(results, GridResult) else results
     if not isinstance(runs, (list, tuple)) or not runs \
             or not all(isinstance(r, GridResult) for r in runs):
-        raise TypeError(f"result must be a GridResult (from reproduce_grid) or a non-empty "
+        raise TypeError(f"{name} must be a GridResult (from reproduce_grid) or a non-empty "
                         f"list of them, got {type(results).__name__}")
     keys = {dataclasses.replace(r.settings, seed=0) for r in runs}
     if len(keys) > 1:
-        raise ValueError("the runs must share every setting but the seed")
+        raise ValueError(f"{name}: the runs must share every setting but the seed")
     return list(runs)
 
 

@@ -9,6 +9,7 @@ and estimate in a :class:`GridResult`.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._checks import check_device, check_float_dtype
+from .._checks import NTKUtilsError, check_device, check_float_dtype
 from .._progress import progress_bar
 from ..images import add_noise, load_image, psnr
 from ..linearised import linearised_gd
@@ -56,7 +57,8 @@ class GridCell:
         Outputs at every ``snapshot_every`` steps (trained networks only; on the CPU).
     steps_real, psnr_curve_real : torch.Tensor or None
         Gradient descent only: ``(R,)`` real gradient descent of the network for
-        ``gd_steps`` steps at the linearised run's learning rate (None otherwise).
+        ``gd_steps`` steps at the linearised run's learning rate (None otherwise, and
+        None when real gradient descent diverged at that step).
     psnr_real, step_real : float or None
         The oracle best of that run and its step.
     psnr_curve_average : torch.Tensor or None
@@ -66,7 +68,9 @@ class GridCell:
         Its oracle best and step.
     gap : float or None
         Gradient descent only: ``||z_real^T - z_lin^T|| / ||y||`` at ``T = gd_steps``,
-        how far real gradient descent has left its linearisation (None otherwise).
+        how far real gradient descent has left its linearisation (None otherwise;
+        ``inf`` when real gradient descent diverged at the step ``1 / lambda_max``,
+        which a network in the lazy regime would not).
     n_parameters : int or None
         Trainable weights of the network (None for the kernel).
     degrees_of_freedom : float or None
@@ -386,22 +390,33 @@ def _gd_cell(net: nn.Module, u, y, x, s: GridSettings, generator,
                                     torch.tensor([s.gd_steps])]))
     lin = linearised_gd(net, u, y, steps=steps, n_landmarks=s.n_landmarks,
                         channels="joint", x=x, sigma=s.sigma, generator=generator)
-    res = fit(net, u, y, optimizer="gd", n_steps=s.gd_steps, lr=lin.lr, x=x,
-              record_every=s.record_every,
-              snapshot_steps=range(0, s.gd_steps + 1, s.snapshot_every),
-              generator=generator, progress=progress)
-    at_end = lin.estimates[int((steps == s.gd_steps).nonzero())]
-    gap = float(torch.linalg.vector_norm(res.x_hat.double() - at_end)
-                / torch.linalg.vector_norm(y.double()))
+    try:
+        res = fit(net, u, y, optimizer="gd", n_steps=s.gd_steps, lr=lin.lr, x=x,
+                  record_every=s.record_every,
+                  snapshot_steps=range(0, s.gd_steps + 1, s.snapshot_every),
+                  generator=generator, progress=progress)
+    except (ValueError, NTKUtilsError) as err:  # diverged: outputs blew up
+        if "diverged" not in str(err) and "0..255 scale" not in str(err):
+            raise
+        res = None
+    if res is None:
+        gap = math.inf
+    else:
+        at_end = lin.estimates[int((steps == s.gd_steps).nonzero())]
+        gap = float(torch.linalg.vector_norm(res.x_hat.double() - at_end)
+                    / torch.linalg.vector_norm(y.double()))
     disc = lin.index_discrepancy
     return GridCell(
         psnr=float(lin.psnr[lin.index]), step=lin.step,
         psnr_discrepancy=float(lin.psnr[disc]), step_discrepancy=int(lin.steps[disc]),
         x_hat=lin.x_hat.float().cpu(), steps=lin.steps.cpu(), psnr_curve=lin.psnr,
         residual=lin.residual.cpu(),
-        snapshots={t: z.float().cpu() for t, z in res.snapshots.items()},
+        snapshots=({} if res is None
+                   else {t: z.float().cpu() for t, z in res.snapshots.items()}),
         n_parameters=count_parameters(net), degrees_of_freedom=None,
         kernel_eigvals=None, landmarks=None, lr=lin.lr,
-        seconds=time.perf_counter() - start, steps_real=res.steps,
-        psnr_curve_real=res.psnr, psnr_real=float(res.best_psnr),
-        step_real=int(res.best_step), gap=gap)
+        seconds=time.perf_counter() - start,
+        steps_real=None if res is None else res.steps,
+        psnr_curve_real=None if res is None else res.psnr,
+        psnr_real=None if res is None else float(res.best_psnr),
+        step_real=None if res is None else int(res.best_step), gap=gap)

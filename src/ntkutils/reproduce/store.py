@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_positive
 from .run import GridResult
 from .settings import INPUTS, METHODS, GridSettings
 
@@ -132,10 +133,24 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
     Returns
     -------
     Path
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ntkutils.reproduce import reproduce_grid
+    >>> runs = [reproduce_grid("test", seed=s, progress=False) for s in (0, 1)]
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> back = load_runs(save_runs(runs, folder / "grid.json", seconds=9.0))
+    >>> back.seeds, back.psnr["noisy image"]["NTK + Nyström"] == [
+    ...     r.psnr["noisy image"]["NTK + Nyström"] for r in runs]
+    ([0, 1], True)
     """
     from .report import _check_results
 
-    runs = _check_results(runs)
+    runs = _check_results(runs, "runs")
+    check_positive(seconds, "seconds")
+    if not isinstance(command, str):
+        raise TypeError(f"command must be a str, got {type(command).__name__}")
     first = runs[0]
     cells: dict = {}
     for name in INPUTS:
@@ -192,6 +207,13 @@ def load_runs(path: str | Path) -> StoredGrid:
     Returns
     -------
     StoredGrid
+
+    Examples
+    --------
+    >>> load_runs("no/such/file.json")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: path must be a grid data file (from save_runs), no/such/file.json does not exist
     """
     path = Path(path)
     if not path.is_file():
