@@ -288,8 +288,8 @@ STATED_NUMBERS: dict[str, set[str]] = {
     # U(0, 0.1) input; Adam's beta1 = 0.9 and beta2 = 0.999; "within 1 % of the learning
     # rate": the tolerance of the measurement.
     "06_adam_adapts_the_kernel": {"0.1", "0.9", "0.999", "1%"},
-    # U(0, 0.1) input.
-    "07_paper_results": {"0.1"},
+    # U(0, 0.1) input; 0.99: the weight of the deep image prior's running average.
+    "07_paper_results": {"0.1", "0.99"},
 }
 
 
