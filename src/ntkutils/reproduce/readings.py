@@ -76,9 +76,7 @@ def poster_readings(result: GridResult | dict, *, rule: str = "oracle",
     ['R1', 'R2', 'R3', 'R4', 'R5']
     """
     if isinstance(result, GridResult):
-        if rule not in ("oracle", "discrepancy"):
-            raise ValueError(f"rule must be 'oracle' or 'discrepancy', got {rule!r}")
-        table = result.psnr if rule == "oracle" else result.psnr_discrepancy
+        table = result.table(rule)
         noisy = result.noisy_psnr if noisy_psnr is None else noisy_psnr
     elif isinstance(result, dict) and set(result) == set(INPUTS) \
             and all(set(row) == set(METHODS) for row in result.values()):

@@ -5,47 +5,16 @@
 """
 from __future__ import annotations
 
-import dataclasses
-
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from .._checks import check_positive
 from ..plotting import MAX_WIDTH_IN, to_numpy_image
 from .readings import poster_readings
-from .run import GridResult
+from .run import GridResult, _check_result, _check_results, _check_rule
 from .settings import INPUTS, METHODS, POSTER_PSNR
 
 __all__ = ["format_readings", "format_settings", "format_table", "plot_grid"]
-
-_RULES = ("oracle", "discrepancy")
-
-
-def _check_results(results: object, name: str = "result") -> list[GridResult]:
-    """One run or a non-empty sequence of runs of the same settings but the seed."""
-    runs = [results] if isinstance(results, GridResult) else results
-    if not isinstance(runs, (list, tuple)) or not runs \
-            or not all(isinstance(r, GridResult) for r in runs):
-        raise TypeError(f"{name} must be a GridResult (from reproduce_grid) or a non-empty "
-                        f"list of them, got {type(results).__name__}")
-    keys = {dataclasses.replace(r.settings, seed=0) for r in runs}
-    if len(keys) > 1:
-        raise ValueError(f"{name}: the runs must share every setting but the seed")
-    return list(runs)
-
-
-def _check_result(result: object) -> GridResult:
-    if not isinstance(result, GridResult):
-        raise TypeError(f"result must be a GridResult (from reproduce_grid), got "
-                        f"{type(result).__name__}")
-    return result
-
-
-def _check_rule(rule: object) -> str:
-    if rule not in _RULES:
-        raise ValueError(f"rule must be 'oracle' or 'discrepancy', got {rule!r}")
-    return rule  # type: ignore[return-value]
-
 
 def format_table(result: GridResult | list[GridResult], *, rule: str = "oracle") -> str:
     """The grid as a markdown table, each of our PSNRs beside the poster's.
@@ -73,7 +42,7 @@ def format_table(result: GridResult | list[GridResult], *, rule: str = "oracle")
     """
     runs = _check_results(result)
     rule = _check_rule(rule)
-    tables = [r.psnr if rule == "oracle" else r.psnr_discrepancy for r in runs]
+    tables = [r.table(rule) for r in runs]
     lines = ["| network input | " + " | ".join(METHODS) + " |",
              "|---" * (len(METHODS) + 1) + "|"]
     for name in INPUTS:
@@ -230,9 +199,7 @@ def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.2) ->
 
     Examples
     --------
-    >>> import dataclasses
-
-import matplotlib.pyplot as plt
+    >>> import matplotlib.pyplot as plt
     >>> from ntkutils.reproduce import reproduce_grid
     >>> fig = plot_grid(reproduce_grid("test", progress=False))
     >>> len(fig.axes)
@@ -242,7 +209,7 @@ import matplotlib.pyplot as plt
     r = _check_result(result)
     rule = _check_rule(rule)
     size = min(check_positive(size, "size"), MAX_WIDTH_IN / 2)
-    table = r.psnr if rule == "oracle" else r.psnr_discrepancy
+    table = r.table(rule)
     fig = plt.figure(figsize=(2 * size, (len(METHODS) + 1) * (size + 0.45) + 0.8),
                      layout="constrained")
     refs = [(r.x, "clean x"), (r.y, f"noisy y: {r.noisy_psnr:.1f} dB")]

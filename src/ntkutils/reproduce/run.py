@@ -9,6 +9,7 @@ and estimate in a :class:`GridResult`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -152,10 +153,44 @@ class GridResult:
         return {i: {m: c.psnr_discrepancy for m, c in row.items()}
                 for i, row in self.cells.items()}
 
+    def table(self, rule: str = "oracle") -> dict[str, dict[str, float]]:
+        """The PSNR table of one stopping rule, ``"oracle"`` or ``"discrepancy"``."""
+        return self.psnr if _check_rule(rule) == "oracle" else self.psnr_discrepancy
+
     @property
     def images(self) -> dict[str, dict[str, torch.Tensor]]:
         """The estimates at the oracle step, ``images[input][method]`` ``(C, H, W)``."""
         return {i: {m: c.x_hat for m, c in row.items()} for i, row in self.cells.items()}
+
+
+_RULES = ("oracle", "discrepancy")
+
+
+def _check_results(results: object, name: str = "result") -> list[GridResult]:
+    """One run or a non-empty sequence of runs of the same settings but the seed."""
+    runs = [results] if isinstance(results, GridResult) else results
+    if not isinstance(runs, (list, tuple)) or not runs \
+            or not all(isinstance(r, GridResult) for r in runs):
+        raise TypeError(f"{name} must be a GridResult (from reproduce_grid) or a non-empty "
+                        f"list of them, got {type(results).__name__}")
+    keys = {dataclasses.replace(r.settings, seed=0) for r in runs}
+    if len(keys) > 1:
+        raise ValueError(f"{name}: the runs must share every setting but the seed")
+    return list(runs)
+
+
+def _check_result(result: object) -> GridResult:
+    if not isinstance(result, GridResult):
+        raise TypeError(f"result must be a GridResult (from reproduce_grid), got "
+                        f"{type(result).__name__}")
+    return result
+
+
+def _check_rule(rule: object) -> str:
+    if rule not in _RULES:
+        raise ValueError(f"rule must be 'oracle' or 'discrepancy', got {rule!r}")
+    return rule  # type: ignore[return-value]
+
 
 
 def reproduce_grid(
@@ -296,7 +331,6 @@ def _cell(method: str, u_small, u_ae, y, x, s: GridSettings, dtype, generator,
     """One cell: the kernel filter, or a network built and fitted from its input."""
     if method == "NTK + Nyström":
         return _ntk_cell(u_small, y, x, s, generator)
-    optimizer = "gd" if method.startswith("GD") else "adam"
     C = y.shape[0]
     with _default_dtype(torch.float64):  # initial weights drawn in float64, then cast
         if method.endswith("autoencoder"):
@@ -306,7 +340,8 @@ def _cell(method: str, u_small, u_ae, y, x, s: GridSettings, dtype, generator,
         else:
             net, u = build_vanilla_cnn(C, s.vanilla_channels, s.vanilla_depth,
                                        s.patch_size, generator=generator), u_small
-    return _trained_cell(net.to(dtype=dtype), u, y, x, optimizer, s, generator, progress)
+    cell = _gd_cell if method.startswith("GD") else _adam_cell
+    return cell(net.to(dtype=dtype), u, y, x, s, generator, progress)
 
 
 # ------------------------------------------------------------------------------ cells
@@ -352,11 +387,9 @@ def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
     )
 
 
-def _trained_cell(net: nn.Module, u, y, x, optimizer: str, s: GridSettings, generator,
-                  progress: bool) -> GridCell:
-    """Fit ``net`` to ``y`` from input ``u``; oracle and discrepancy steps from the records."""
-    if optimizer == "gd":
-        return _gd_cell(net, u, y, x, s, generator, progress)
+def _adam_cell(net: nn.Module, u, y, x, s: GridSettings, generator,
+               progress: bool) -> GridCell:
+    """Adam on ``net`` from input ``u``; oracle and discrepancy steps from the records."""
     start = time.perf_counter()
     net = net.to(y.device)
     res = fit(net, u, y, optimizer="adam", n_steps=s.adam_steps, lr=s.adam_lr, x=x,

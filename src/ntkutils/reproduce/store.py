@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive
-from .run import GridResult
+from .run import GridResult, _check_results
 from .settings import INPUTS, METHODS, GridSettings
 
 __all__ = ["StoredGrid", "load_runs", "save_runs"]
@@ -145,8 +145,6 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
     ...     r.psnr["noisy image"]["NTK + Nyström"] for r in runs]
     ([0, 1], True)
     """
-    from .report import _check_results
-
     runs = _check_results(runs, "runs")
     check_positive(seconds, "seconds")
     if not isinstance(command, str):
