@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -235,6 +238,12 @@ def _check_recipe_options(args: argparse.Namespace) -> None:
                            f"--recipe {args.recipe})")
 
 
+def _grid_worker(scale, image, seed, device, threads):
+    """One seed of the grid in a worker process of ``--jobs``."""
+    torch.set_num_threads(threads)
+    return reproduce_grid(scale, image=image, seed=seed, device=device, progress=False)
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")  # a command writes files; it never opens a window
     # "test" is a tiny size for the package's own tests, left out of the help
@@ -247,6 +256,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise CommandError(f"--seeds must be >= 1 (how many seeds, from --seed on), got "
                            f"{args.seeds}")
+    if args.jobs < 1:
+        raise CommandError(f"--jobs must be >= 1 (worker processes), got {args.jobs}")
     if args.device is not None:
         try:
             check_device(args.device)
@@ -260,8 +271,20 @@ def _reproduce(args: argparse.Namespace) -> None:
     except OSError as err:
         raise CommandError(f"cannot create the output folder {out}: {err.strerror}") from err
     start = time.perf_counter()
-    runs = [reproduce_grid(args.scale, image=args.image, seed=args.seed + k,
-                           device=args.device) for k in range(args.seeds)]
+    seeds = [args.seed + k for k in range(args.seeds)]
+    jobs = min(args.jobs, len(seeds))
+    if jobs == 1:
+        runs = [reproduce_grid(args.scale, image=args.image, seed=seed, device=args.device)
+                for seed in seeds]
+    else:
+        # one process per seed, each on its share of the cores; the seeds' results do
+        # not depend on how they are run (every draw is seeded per cell)
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            runs = list(pool.map(_grid_worker, [args.scale] * len(seeds),
+                                 [args.image] * len(seeds), seeds,
+                                 [args.device] * len(seeds), [threads] * len(seeds)))
     seconds = time.perf_counter() - start
     table = format_table(runs)
     report = "\n\n".join([
@@ -275,7 +298,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     ])
     command = "python -m ntkutils reproduce " + " ".join(
         f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
-                                  ("seed", args.seed), ("seeds", args.seeds))
+                                  ("seed", args.seed), ("seeds", args.seeds),
+                                  ("jobs", args.jobs if args.jobs > 1 else None))
         if v is not None)
     try:
         (out / "grid.md").write_text(report + "\n", encoding="utf-8")
@@ -346,6 +370,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=1,
                      help="how many seeds, --seed, --seed + 1, ... (1); the table shows "
                      "each cell's mean and range")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="run the seeds in this many processes at once (1); e.g. "
+                     "--seeds 3 --jobs 3 on a 2-core CPU")
     rep.add_argument("--device", default=None,
                      help="cpu or cuda (default: cuda when available)")
     rep.set_defaults(run=_reproduce)
