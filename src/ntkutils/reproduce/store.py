@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive
-from .run import GridResult, _check_results
+from .run import GridResult, _check_results, reproduce_grid
 from .settings import INPUTS, METHODS, GridSettings
 
-__all__ = ["StoredGrid", "load_runs", "save_runs"]
+__all__ = ["StoredGrid", "check_table", "load_runs", "save_runs"]
 
 FORMAT = "ntkutils-grid-1"
 THUMBNAIL = 32  # side of the stored estimates, in pixels
@@ -52,7 +52,8 @@ class StoredGrid:
         ``thumbnails["clean"]``, ``thumbnails["noisy"]`` the images.
     provenance : dict
         ``commit``, ``date``, ``cpu``, ``torch``, ``device``, ``dtype``, ``seconds``,
-        ``command``.
+        ``command``, and ``check``: the oracle PSNR table of the ``"test"`` scale, seed
+        0, computed by the same code (:func:`check_table`).
     """
 
     settings: GridSettings
@@ -113,6 +114,18 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def check_table() -> dict[str, dict[str, float]]:
+    """The grid at the tiny ``"test"`` scale, seed 0, float64 on the CPU (oracle PSNR).
+
+    :func:`save_runs` stores it in the provenance of every data file: a test recomputes it
+    and compares, so a stored run whose code has since changed its results is caught
+    (seeded float64 runs agree to about 1e-10 dB across CPUs).
+    """
+    result = reproduce_grid("test", seed=0, device="cpu", dtype=torch.float64,
+                            progress=False)
+    return result.psnr
 
 
 def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
@@ -188,6 +201,7 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
             "cpu": _cpu_name(), "torch": torch.__version__, "device": first.device,
             "dtype": str(first.cells[INPUTS[0]][METHODS[0]].psnr_curve.dtype),
             "seconds": round(float(seconds), 1), "command": command,
+            "check": {"scale": "test", "seed": 0, "psnr": check_table()},
         },
     }
     path = Path(path)
