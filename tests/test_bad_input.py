@@ -405,6 +405,17 @@ GRID = [
       r"runs must be a GridResult"),
     C("load_runs missing", lambda: nu.load_runs("no/such/grid.json"), FileNotFoundError,
       r"path"),
+    C("grid_cell settings", lambda: nu.reproduce.grid_cell("test", "iid noise",
+                                                           "NTK + Nyström"), TypeError,
+      r"settings must be a GridSettings"),
+    C("grid_cell network_input", lambda: nu.reproduce.grid_cell(
+        nu.grid_settings("test"), "noise", "NTK + Nyström"), ValueError, r"network_input"),
+    C("grid_cell method", lambda: nu.reproduce.grid_cell(
+        nu.grid_settings("test"), "iid noise", "NTK"), ValueError, r"method must be one"),
+    C("stored_grid name", lambda: nu.stored_grid("huge"), ValueError,
+      r"name must be one of the stored grids"),
+    C("save_runs commit", lambda: nu.save_runs([_test_grid()], "g.json", seconds=1.0,
+                                               commit=5), TypeError, r"commit"),
 ]
 if not torch.cuda.is_available():
     GRID.append(C("reproduce_grid cuda without a GPU",

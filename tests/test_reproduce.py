@@ -220,6 +220,9 @@ def test_command_writes_table_and_figure(tmp_path, capsys):
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--image", "house"], "--image must be one of"),
         (["--seed", "-1"], "--seed must be >= 0"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--landmarks", "0"], "--landmarks must be >= 1"),
+        (["--scale", "test", "--landmarks", "1025"], "--landmarks must be <= the 1024"),
     ],
 )
 def test_command_bad_arguments_give_one_line(tmp_path, capsys, extra, message):
@@ -353,3 +356,78 @@ def test_stored_runs_read_back_with_their_provenance(grid, tmp_path):
         load_runs(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_runs(tmp_path / "none.json")
+
+
+def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path):
+    """``--jobs 2`` runs the seeds in two processes; the numbers are the serial run's."""
+    from ntkutils.reproduce import load_runs
+
+    assert main(["reproduce", "--scale", "test", "--seeds", "2", "--jobs", "2",
+                 "--out", str(tmp_path / "par")]) == 0
+    par = load_runs(tmp_path / "par" / "grid.json")
+    assert par.seeds == [0, 1] and "--jobs 2" in par.provenance["command"]
+    for seed in (0, 1):
+        serial = reproduce_grid("test", seed=seed, progress=False)
+        for name in INPUTS:
+            for method in METHODS:
+                # float64: only the thread count differs (sums in another order)
+                assert par.psnr[name][method][seed] == pytest.approx(
+                    serial.psnr[name][method], abs=1e-9)
+
+
+def test_stored_run_formats_as_the_runs_it_came_from(tmp_path):
+    from ntkutils.reproduce import format_readings, load_runs, save_runs
+
+    runs = [reproduce_grid("test", seed=s, progress=False) for s in (0, 1)]
+    back = load_runs(save_runs(runs, tmp_path / "g.json", seconds=1.0))
+    for rule in ("oracle", "discrepancy"):
+        assert format_table(back, rule=rule) == format_table(runs, rule=rule)
+        assert format_readings(back, rule=rule) == format_readings(runs, rule=rule)
+
+
+@pytest.mark.parametrize("name", ["medium", "cpu-coffee", "cpu-exact"])
+def test_stored_run_matches_the_current_settings_and_code(name):
+    """A shipped grid file: its settings are today's ``grid_settings`` of its scale and
+    image, three seeds, float64 on a CPU, made from a committed checkout; and the
+    test-scale grid stored beside it, recomputed now by today's code, agrees (else the
+    file is stale: rerun the command in its provenance)."""
+    from ntkutils.reproduce import stored_grid, stored_grids
+    from ntkutils.reproduce.store import check_table
+
+    assert name in stored_grids()
+    g = stored_grid(name)
+    s = g.settings
+    exact = s.n_landmarks == s.size**2  # every pixel a landmark: the exact kernels
+    assert s == dataclasses.replace(grid_settings(s.scale, image=s.image, seed=g.seeds[0]),
+                                    n_landmarks=s.n_landmarks)
+    assert exact or s.n_landmarks == grid_settings(s.scale).n_landmarks
+    assert name == s.scale + ("" if s.image == "astronaut" else f"-{s.image}") + (
+        "-exact" if exact else "")
+    assert g.seeds == [g.seeds[0] + k for k in range(3)]
+    prov = g.provenance
+    assert prov["dtype"] == "torch.float64" and prov["device"] == "cpu"
+    assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]), prov["commit"]
+    assert f"--scale {s.scale}" in prov["command"] and prov["seconds"] > 0
+    for row in INPUTS:
+        for method in METHODS:
+            values = g.psnr[row][method]
+            assert len(values) == 3 and all(math.isfinite(v) for v in values)
+            curve = g.cells[row][method]["psnr_curve"][0]
+            assert max(curve) == pytest.approx(values[0], abs=1e-3)  # rounded to 1e-4
+    check = prov["check"]
+    assert check["scale"] == "test" and check["seed"] == 0
+    now = check_table()
+    for row in INPUTS:
+        for method in METHODS:
+            # seeded float64 runs agree to about 1e-10 dB across CPUs
+            assert now[row][method] == pytest.approx(check["psnr"][row][method], abs=1e-6)
+
+
+@pytest.mark.parametrize("row, method", [("iid noise", "GD + autoencoder"),
+                                         ("noisy image", "Adam + vanilla CNN")])
+def test_one_cell_is_the_grids_cell(grid, row, method):
+    from ntkutils.reproduce import grid_cell
+
+    cell = grid_cell(grid.settings, row, method)
+    assert cell.psnr == pytest.approx(grid.psnr[row][method], abs=1e-9)
+    assert torch.equal(cell.steps, grid.cells[row][method].steps)

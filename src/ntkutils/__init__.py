@@ -52,6 +52,7 @@ from .reproduce import (
     poster_readings,
     reproduce_grid,
     save_runs,
+    stored_grid,
 )
 from .spectral import (
     bias_variance,
@@ -104,6 +105,7 @@ __all__ = [
     # the poster's grid (chapter 7, python -m ntkutils reproduce)
     "reproduce_grid", "GridResult", "grid_settings", "format_table", "plot_grid",
     "POSTER_PSNR", "poster_readings", "format_readings", "save_runs", "load_runs",
+    "stored_grid",
     # submodules
     "course", "plotting", "widgets", "exercises",
 ]

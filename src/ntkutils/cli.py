@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -26,8 +27,9 @@ from skimage.util import img_as_float, img_as_ubyte
 from ._checks import NTKUtilsError, check_device
 from .denoise import WindowedDenoiseInfo, ntk_denoise
 from .images import estimate_sigma, list_images, psnr, to_chw, to_hwc
-from .reproduce import (format_readings, format_settings, format_table, plot_grid,
-                        reproduce_grid, save_runs)
+from .reproduce import (format_readings, format_settings, format_table, grid_settings,
+                        plot_grid, reproduce_grid, save_runs)
+from .reproduce.store import _git_commit
 
 __all__ = ["main", "read_png", "write_png"]
 
@@ -238,10 +240,10 @@ def _check_recipe_options(args: argparse.Namespace) -> None:
                            f"--recipe {args.recipe})")
 
 
-def _grid_worker(scale, image, seed, device, threads):
+def _grid_worker(settings, device, threads):
     """One seed of the grid in a worker process of ``--jobs``."""
     torch.set_num_threads(threads)
-    return reproduce_grid(scale, image=image, seed=seed, device=device, progress=False)
+    return reproduce_grid(settings=settings, device=device, progress=False)
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -256,6 +258,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise CommandError(f"--seeds must be >= 1 (how many seeds, from --seed on), got "
                            f"{args.seeds}")
+    if args.landmarks is not None and args.landmarks < 1:
+        raise CommandError(f"--landmarks must be >= 1, got {args.landmarks}")
     if args.jobs < 1:
         raise CommandError(f"--jobs must be >= 1 (worker processes), got {args.jobs}")
     if args.device is not None:
@@ -270,21 +274,28 @@ def _reproduce(args: argparse.Namespace) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CommandError(f"cannot create the output folder {out}: {err.strerror}") from err
+    commit = _git_commit()  # the code that runs, even if the checkout moves meanwhile
     start = time.perf_counter()
-    seeds = [args.seed + k for k in range(args.seeds)]
-    jobs = min(args.jobs, len(seeds))
+    settings = [grid_settings(args.scale, image=args.image, seed=args.seed + k)
+                for k in range(args.seeds)]
+    if args.landmarks is not None:
+        size = settings[0].size
+        if args.landmarks > size**2:
+            raise CommandError(f"--landmarks must be <= the {size**2} pixels of the "
+                               f"{args.scale} scale's {size}x{size} image, got "
+                               f"{args.landmarks}")
+        settings = [dataclasses.replace(s, n_landmarks=args.landmarks) for s in settings]
+    jobs = min(args.jobs, len(settings))
     if jobs == 1:
-        runs = [reproduce_grid(args.scale, image=args.image, seed=seed, device=args.device)
-                for seed in seeds]
+        runs = [reproduce_grid(settings=s, device=args.device) for s in settings]
     else:
         # one process per seed, each on its share of the cores; the seeds' results do
         # not depend on how they are run (every draw is seeded per cell)
         threads = max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            runs = list(pool.map(_grid_worker, [args.scale] * len(seeds),
-                                 [args.image] * len(seeds), seeds,
-                                 [args.device] * len(seeds), [threads] * len(seeds)))
+            runs = list(pool.map(_grid_worker, settings, [args.device] * len(settings),
+                                 [threads] * len(settings)))
     seconds = time.perf_counter() - start
     table = format_table(runs)
     report = "\n\n".join([
@@ -299,11 +310,12 @@ def _reproduce(args: argparse.Namespace) -> None:
     command = "python -m ntkutils reproduce " + " ".join(
         f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
                                   ("seed", args.seed), ("seeds", args.seeds),
+                                  ("landmarks", args.landmarks),
                                   ("jobs", args.jobs if args.jobs > 1 else None))
         if v is not None)
     try:
         (out / "grid.md").write_text(report + "\n", encoding="utf-8")
-        save_runs(runs, out / "grid.json", seconds=seconds, command=command)
+        save_runs(runs, out / "grid.json", seconds=seconds, command=command, commit=commit)
         fig = plot_grid(runs[0])
         fig.savefig(out / "grid.png", dpi=120)
         plt.close(fig)
@@ -370,6 +382,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=1,
                      help="how many seeds, --seed, --seed + 1, ... (1); the table shows "
                      "each cell's mean and range")
+    rep.add_argument("--landmarks", type=int, default=None,
+                     help="Nystrom landmark pixels of the kernels (the scale's default); "
+                     "every pixel gives the exact kernels")
     rep.add_argument("--jobs", type=int, default=1,
                      help="run the seeds in this many processes at once (1); e.g. "
                      "--seeds 3 --jobs 3 on a 2-core CPU")

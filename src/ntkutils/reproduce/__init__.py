@@ -20,9 +20,10 @@ against the clean image, an ORACLE that a real denoiser does not have; the discr
 principle, which needs only the noise level, is reported beside it.
 """
 from .readings import READINGS, Reading, poster_readings
-from .report import format_readings, format_settings, format_table, plot_grid
-from .run import GridCell, GridResult, reproduce_grid
-from .store import StoredGrid, load_runs, save_runs
+from .report import (format_readings, format_settings, format_table, plot_curves,
+                     plot_grid)
+from .run import GridCell, GridResult, grid_cell, reproduce_grid
+from .store import StoredGrid, load_runs, save_runs, stored_grid, stored_grids
 from .settings import INPUTS, METHODS, POSTER_PSNR, GridSettings, grid_settings
 
 __all__ = [
@@ -38,10 +39,14 @@ __all__ = [
     "format_readings",
     "format_settings",
     "format_table",
+    "grid_cell",
     "grid_settings",
     "load_runs",
     "poster_readings",
+    "plot_curves",
     "plot_grid",
     "reproduce_grid",
     "save_runs",
+    "stored_grid",
+    "stored_grids",
 ]

@@ -9,21 +9,24 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from .._checks import check_positive
-from ..plotting import MAX_WIDTH_IN, to_numpy_image
+from ..plotting import MAX_WIDTH_IN, label_line_ends, panels, plot_band, to_numpy_image
 from .readings import poster_readings
 from .run import GridResult, _check_result, _check_results, _check_rule
-from .settings import INPUTS, METHODS, POSTER_PSNR
+from .settings import INPUTS, METHODS, POSTER_PSNR, GridSettings
+from .store import StoredGrid
 
-__all__ = ["format_readings", "format_settings", "format_table", "plot_grid"]
+__all__ = ["format_readings", "format_settings", "format_table", "plot_curves", "plot_grid"]
 
-def format_table(result: GridResult | list[GridResult], *, rule: str = "oracle") -> str:
+def format_table(result: GridResult | list[GridResult] | StoredGrid, *,
+                 rule: str = "oracle") -> str:
     """The grid as a markdown table, each of our PSNRs beside the poster's.
 
     Parameters
     ----------
-    result : GridResult or list of GridResult
-        From :func:`reproduce_grid`; several runs (seeds) give each cell's mean and, in
-        brackets, its minimum and maximum over the runs.
+    result : GridResult, list of GridResult or StoredGrid
+        From :func:`reproduce_grid`, or a stored run (:func:`load_runs`); several runs
+        (seeds) give each cell's mean and, in brackets, its minimum and maximum over
+        the runs.
     rule : {"oracle", "discrepancy"}
         Which stopping rule's PSNRs to show.
 
@@ -40,26 +43,35 @@ def format_table(result: GridResult | list[GridResult], *, rule: str = "oracle")
     >>> print(format_table(r).splitlines()[0])
     | network input | GD + autoencoder | GD + vanilla CNN | NTK + Nyström | Adam + autoencoder | Adam + vanilla CNN |
     """
-    runs = _check_results(result)
-    rule = _check_rule(rule)
-    tables = [r.table(rule) for r in runs]
+    settings, seeds, tables, noisy_psnrs = _tables(result, _check_rule(rule))
     lines = ["| network input | " + " | ".join(METHODS) + " |",
              "|---" * (len(METHODS) + 1) + "|"]
     for name in INPUTS:
         cells = [f"{_spread([t[name][m] for t in tables])} [{POSTER_PSNR[name][m]:.1f}]"
                  for m in METHODS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    s = runs[0].settings
-    C, H, W = runs[0].x.shape
+    s = settings
     stop = ("best step by PSNR against the clean image (ORACLE)" if rule == "oracle"
             else "discrepancy principle ||z - y||^2 <= C n sigma^2 (no clean image)")
-    seeds = ", ".join(str(r.settings.seed) for r in runs)
-    noisy = _spread([r.noisy_psnr for r in runs])
-    over = (f"mean (min to max) over seeds {seeds}" if len(runs) > 1 else f"seed {seeds}")
+    noisy = _spread(noisy_psnrs)
+    listed = ", ".join(str(k) for k in seeds)
+    over = (f"mean (min to max) over seeds {listed}" if len(seeds) > 1
+            else f"seed {listed}")
     lines += ["", f"PSNR in dB: ours [poster's, 'house' image]. Ours: {s.image} "
-              f"{H}x{W} {'gray' if C == 1 else 'colour'}, sigma = "
+              f"{s.size}x{s.size} {'gray' if s.gray else 'colour'}, sigma = "
               f"{s.sigma * 255:.0f}/255, noisy {noisy} dB, {over}; stopping: {stop}."]
     return "\n".join(lines)
+
+
+def _tables(result, rule: str) -> tuple[GridSettings, list[int], list[dict], list[float]]:
+    """Settings, seeds, PSNR tables and noisy PSNRs of runs or of a stored run."""
+    if isinstance(result, StoredGrid):
+        seeds = list(result.seeds)
+        return (result.settings, seeds, [result.table(k, rule) for k in range(len(seeds))],
+                list(result.noisy_psnr))
+    runs = _check_results(result)
+    return (runs[0].settings, [r.settings.seed for r in runs],
+            [r.table(rule) for r in runs], [r.noisy_psnr for r in runs])
 
 
 def _spread(values: list[float]) -> str:
@@ -70,14 +82,14 @@ def _spread(values: list[float]) -> str:
     return f"{mean:.1f} ({min(values):.1f} to {max(values):.1f})"
 
 
-def format_readings(result: GridResult | list[GridResult], *,
+def format_readings(result: GridResult | list[GridResult] | StoredGrid, *,
                     rule: str = "oracle") -> str:
     """The poster's readings R1-R6 on the poster's table and on each run, as markdown.
 
     Parameters
     ----------
-    result : GridResult or list of GridResult
-        One run or several (seeds).
+    result : GridResult, list of GridResult or StoredGrid
+        One run or several (seeds), or a stored run (:func:`load_runs`).
     rule : {"oracle", "discrepancy"}
         Which stopping rule's tables.
 
@@ -95,12 +107,11 @@ def format_readings(result: GridResult | list[GridResult], *,
     >>> print(format_readings(r).splitlines()[0])
     | reading | poster | seed 0 |
     """
-    runs = _check_results(result)
-    rule = _check_rule(rule)
+    _, seeds, tables, noisy_psnrs = _tables(result, _check_rule(rule))
     poster = poster_readings(POSTER_PSNR)
-    per_run = [poster_readings(r, rule=rule) for r in runs]
-    lines = ["| reading | poster | " + " | ".join(f"seed {r.settings.seed}" for r in runs)
-             + " |", "|---" * (len(runs) + 2) + "|"]
+    per_run = [poster_readings(t, noisy_psnr=noisy) for t, noisy in zip(tables, noisy_psnrs)]
+    lines = ["| reading | poster | " + " | ".join(f"seed {k}" for k in seeds)
+             + " |", "|---" * (len(seeds) + 2) + "|"]
     for k, reading in enumerate(poster):
         shown = "n/a" if reading.margin != reading.margin else (
             "yes" if reading.holds else "no")
@@ -229,4 +240,72 @@ def plot_grid(result: GridResult, *, rule: str = "oracle", size: float = 2.2) ->
     stop = "oracle stop" if rule == "oracle" else "discrepancy stop"
     fig.suptitle(f"Ours (poster's): {r.settings.image} {r.x.shape[-1]}x{r.x.shape[-2]}, "
                  f"sigma {r.settings.sigma * 255:.0f}/255, {stop}")
+    return fig
+
+
+#: The colours of the trained cells in :func:`plot_curves`.
+CURVE_COLOURS = {"GD + autoencoder": "C0", "GD + vanilla CNN": "C1",
+                 "Adam + autoencoder": "C2", "Adam + vanilla CNN": "C3"}
+
+
+def _curves(result) -> tuple[list[float], dict]:
+    """Noisy PSNRs and ``cells[input][method]``: lists over the seeds of each curve, and
+    of the oracle PSNR, for runs or a stored run."""
+    keys = ("steps", "psnr_curve", "steps_real", "psnr_curve_real", "psnr")
+    if isinstance(result, StoredGrid):
+        cells = {i: {m: {k: result.cells[i][m][k] for k in keys} for m in METHODS}
+                 for i in INPUTS}
+        return list(result.noisy_psnr), cells
+    runs = _check_results(result)
+    cells = {i: {m: {k: [getattr(r.cells[i][m], k) for r in runs] for k in keys}
+                 for m in METHODS} for i in INPUTS}
+    return [r.noisy_psnr for r in runs], cells
+
+
+def plot_curves(result: GridResult | list[GridResult] | StoredGrid) -> Figure:
+    """PSNR against the step of every trained cell, one panel per network input.
+
+    Parameters
+    ----------
+    result : GridResult, list of GridResult or StoredGrid
+        One run, several (seeds), or a stored run (:func:`load_runs`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels (network input: noisy image, iid noise), a log step axis (step 0
+        drawn at 1): gradient descent linearised at initialisation and Adam, solid, the
+        mean over the seeds with a min-max band; real gradient descent over its first
+        steps dashed (runs that diverged left out); the closed-form kernel's oracle PSNR
+        (black, dotted) and the noisy image's (grey, dashed), means over the seeds.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from ntkutils.reproduce import reproduce_grid
+    >>> fig = plot_curves(reproduce_grid("test", progress=False))
+    >>> len(fig.axes)
+    2
+    >>> plt.close(fig)
+    """
+    noisy, cells = _curves(result)
+    fig, axes = panels(2, ncols=1, aspect=0.6, sharex=True, sharey=True)
+    for ax, name in zip(axes, INPUTS):
+        for method, colour in CURVE_COLOURS.items():
+            c = cells[name][method]
+            t = [max(float(v), 1.0) for v in c["steps"][0]]  # step 0 drawn at 1 (log axis)
+            plot_band(t, [list(map(float, v)) for v in c["psnr_curve"]], ax=ax,
+                      color=colour, label=method)
+            real = [(ts, ps) for ts, ps in zip(c["steps_real"], c["psnr_curve_real"])
+                    if ts is not None]
+            if real:
+                plot_band([max(float(v), 1.0) for v in real[0][0]],
+                          [list(map(float, ps)) for _, ps in real], ax=ax, color=colour,
+                          ls="--")
+        ntk = cells[name]["NTK + Nyström"]["psnr"]
+        ax.axhline(sum(ntk) / len(ntk), color="k", ls=":", lw=1)
+        ax.axhline(sum(noisy) / len(noisy), color="gray", ls="--", lw=1)
+        ax.set(xscale="log", title=f"input: {name}", ylabel="PSNR (dB)", ylim=(5, None))
+        label_line_ends(ax, {m: m.replace(" + ", "\n") for m in CURVE_COLOURS})
+    axes[-1].set_xlabel("step t (log scale; step 0 at 1)")
     return fig

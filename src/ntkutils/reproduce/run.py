@@ -29,7 +29,7 @@ from ..stopping import _discrepancy_index, log_step_grid
 from ..training import fit, make_noise_input
 from .settings import INPUTS, METHODS, GridSettings, grid_settings
 
-__all__ = ["GridCell", "GridResult", "reproduce_grid"]
+__all__ = ["GridCell", "GridResult", "grid_cell", "reproduce_grid"]
 
 
 @dataclass(frozen=True)
@@ -276,22 +276,75 @@ training amplifies the last-bit differences of vectorised sums into the second d
     device, dtype = _resolve_device(device, dtype)
     start = time.perf_counter()
     x, y, noise = _draw(s)  # float64, on the CPU
-    C = x.shape[0]
-    xd, yd = x.to(device, dtype), y.to(device, dtype)
-    inputs = {"noisy image": (yd, yd), "iid noise": (noise[:C].to(device, dtype),
-                                                   noise.to(device, dtype))}
     cells: dict[str, dict[str, GridCell]] = {i: {} for i in INPUTS}
     bar = progress_bar(total=len(INPUTS) * len(METHODS), progress=progress, desc="grid")
-    for row, name in enumerate(INPUTS):
-        u_small, u_ae = inputs[name]
-        for col, method in enumerate(METHODS):
+    for name in INPUTS:
+        for method in METHODS:
             bar.set_postfix_str(f"{name}: {method}")
-            g = torch.Generator().manual_seed(s.seed + 100 + 10 * row + col)
-            cells[name][method] = _cell(method, u_small, u_ae, yd, xd, s, dtype, g, progress)
+            cells[name][method] = _seeded_cell(s, name, method, x, y, noise, device,
+                                               dtype, progress)
             bar.update(1)
     bar.close()
     return GridResult(settings=s, x=x, y=y, noisy_psnr=psnr(y, x), cells=cells,
                       device=str(device), seconds=time.perf_counter() - start)
+
+
+def grid_cell(settings: GridSettings, network_input: str, method: str, *,
+              device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+              progress: bool = False) -> GridCell:
+    """One cell of the grid, computed as :func:`reproduce_grid` computes it.
+
+    The same draws (image, noise, input, weights, landmarks: each cell has its own
+    seed), so ``grid_cell(s, i, m)`` equals ``reproduce_grid(settings=s).cells[i][m]``;
+    change a setting with :func:`dataclasses.replace` to rerun one cell differently,
+    for example with more Nyström landmarks.
+
+    Parameters
+    ----------
+    settings : GridSettings
+        From :func:`grid_settings`.
+    network_input : str
+        A row, one of :data:`INPUTS`.
+    method : str
+        A column, one of :data:`METHODS`.
+    device, dtype, progress
+        As for :func:`reproduce_grid`.
+
+    Returns
+    -------
+    GridCell
+
+    Examples
+    --------
+    >>> s = grid_settings("test")
+    >>> cell = grid_cell(s, "noisy image", "NTK + Nyström")
+    >>> cell.psnr == reproduce_grid(settings=s, progress=False).psnr["noisy image"][
+    ...     "NTK + Nyström"]
+    True
+    """
+    if not isinstance(settings, GridSettings):
+        raise TypeError(f"settings must be a GridSettings (from grid_settings), got "
+                        f"{type(settings).__name__}")
+    if network_input not in INPUTS:
+        raise ValueError(f"network_input must be one of {INPUTS}, got {network_input!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    device, dtype = _resolve_device(device, dtype)
+    x, y, noise = _draw(settings)
+    return _seeded_cell(settings, network_input, method, x, y, noise, device, dtype,
+                        progress)
+
+
+def _seeded_cell(s: GridSettings, name: str, method: str, x, y, noise, device, dtype,
+                 progress: bool) -> GridCell:
+    """The cell (``name``, ``method``) from the drawn images, with its own seed."""
+    row, col = INPUTS.index(name), METHODS.index(method)
+    C = x.shape[0]
+    xd, yd = x.to(device, dtype), y.to(device, dtype)
+    u_small, u_ae = ((yd, yd) if name == "noisy image"
+                     else (noise[:C].to(device, dtype), noise.to(device, dtype)))
+    g = torch.Generator().manual_seed(s.seed + 100 + 10 * row + col)
+    return _cell(method, u_small, u_ae, yd, xd, s, dtype, g, progress)
 
 
 def _resolve_settings(scale, image, seed, settings) -> GridSettings:

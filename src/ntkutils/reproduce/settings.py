@@ -105,7 +105,10 @@ class GridSettings:
     snapshot_every : int
         Keep the output every this many steps (for the course's slider).
     n_landmarks : int
-        Nyström landmark pixels of the closed-form kernel.
+        Nyström landmark pixels of the closed-form kernel and of the gradient-descent
+        cells' tangent kernel at initialisation (every pixel: the exact kernels).  The
+        linearised curve cannot fit the part of ``y`` outside the span of the kernel's
+        columns at the landmarks, so too few landmarks cap it (Chapter 7).
     ntk_max_step : int
         The kernel filter is evaluated at step 0 and 150 log-spaced steps up to this one.
     seed : int

@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive
+from ..images import _data_dir
 from .run import GridResult, _check_results, reproduce_grid
 from .settings import INPUTS, METHODS, GridSettings
 
-__all__ = ["StoredGrid", "check_table", "load_runs", "save_runs"]
+__all__ = ["StoredGrid", "check_table", "load_runs", "save_runs", "stored_grid",
+           "stored_grids"]
 
 FORMAT = "ntkutils-grid-1"
 THUMBNAIL = 32  # side of the stored estimates, in pixels
@@ -129,7 +131,7 @@ def check_table() -> dict[str, dict[str, float]]:
 
 
 def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
-              command: str = "") -> Path:
+              command: str = "", commit: str | None = None) -> Path:
     """Write grid runs of several seeds (same settings) to a JSON data file.
 
     Parameters
@@ -142,6 +144,9 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
         Wall time of all the runs.
     command : str
         The command that made them (for the provenance).
+    commit : str, optional
+        The package's git commit when the runs started (default: now; a long run should
+        pass the commit it started from, in case the checkout moved on meanwhile).
 
     Returns
     -------
@@ -162,6 +167,8 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
     check_positive(seconds, "seconds")
     if not isinstance(command, str):
         raise TypeError(f"command must be a str, got {type(command).__name__}")
+    if commit is not None and not isinstance(commit, str):
+        raise TypeError(f"commit must be a str or None, got {type(commit).__name__}")
     first = runs[0]
     cells: dict = {}
     for name in INPUTS:
@@ -195,7 +202,7 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
         "cells": cells,
         "thumbnails": thumbs,
         "provenance": {
-            "commit": _git_commit(),
+            "commit": _git_commit() if commit is None else commit,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
             "cpu": _cpu_name(), "torch": torch.__version__, "device": first.device,
@@ -243,3 +250,43 @@ def load_runs(path: str | Path) -> StoredGrid:
               for k, v in data["thumbnails"].items()}
     return StoredGrid(settings=settings, seeds=data["seeds"], noisy_psnr=data["noisy_psnr"],
                       cells=data["cells"], thumbnails=thumbs, provenance=data["provenance"])
+
+
+def stored_grids() -> list[str]:
+    """The names of the grid runs shipped with the course (``data/grid-NAME.json``).
+
+    Examples
+    --------
+    >>> "medium" in stored_grids()
+    True
+    """
+    return sorted(p.stem.removeprefix("grid-") for p in _data_dir().glob("grid-*.json"))
+
+
+def stored_grid(name: str = "medium") -> StoredGrid:
+    """A grid run shipped with the course, read back (:func:`load_runs`).
+
+    Parameters
+    ----------
+    name : str
+        ``"medium"``: the medium scale (128 x 128 colour, three seeds), computed offline
+        by ``python -m ntkutils reproduce --scale medium --seeds 3`` because it takes
+        about an hour on two CPU cores; :func:`stored_grids` lists every name.
+
+    Returns
+    -------
+    StoredGrid
+
+    Examples
+    --------
+    >>> stored_grid("medium").settings.size
+    128
+    >>> stored_grid("large")
+    Traceback (most recent call last):
+    ...
+    ValueError: name must be one of the stored grids [...], got 'large'
+    """
+    names = stored_grids()
+    if name not in names:
+        raise ValueError(f"name must be one of the stored grids {names}, got {name!r}")
+    return load_runs(_data_dir() / f"grid-{name}.json")
