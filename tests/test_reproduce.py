@@ -383,6 +383,20 @@ def test_stored_run_formats_as_the_runs_it_came_from(tmp_path):
     for rule in ("oracle", "discrepancy"):
         assert format_table(back, rule=rule) == format_table(runs, rule=rule)
         assert format_readings(back, rule=rule) == format_readings(runs, rule=rule)
+    import matplotlib.pyplot as plt
+    from ntkutils.reproduce import plot_curves
+
+    drawn = []
+    for source in (runs, back):  # the same curves from the runs and from the file
+        fig = plot_curves(source)
+        drawn.append([[np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+                      for ax in fig.axes])
+        plt.close(fig)
+    assert len(drawn[0]) == 2
+    for ax_runs, ax_file in zip(*drawn):
+        assert len(ax_runs) == len(ax_file) >= 6  # 4 trained cells, kernel, noisy
+        for a, b in zip(ax_runs, ax_file):
+            np.testing.assert_allclose(a, b, atol=1e-3)  # the file keeps 1e-4 dB
 
 
 @pytest.mark.parametrize("name", ["medium", "cpu-coffee", "cpu-exact"])
