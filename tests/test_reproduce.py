@@ -52,6 +52,19 @@ def grid():
     return reproduce_grid("test", progress=False)
 
 
+@pytest.fixture(scope="module")
+def grid_seed1():
+    return reproduce_grid("test", seed=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def check_now():
+    """The stored files' check grid, recomputed once by today's code."""
+    from ntkutils.reproduce.store import check_table
+
+    return check_table()
+
+
 def test_every_cell_has_a_finite_psnr_that_matches_its_image(grid):
     assert set(grid.cells) == set(INPUTS)
     for name in INPUTS:
@@ -358,7 +371,7 @@ def test_stored_runs_read_back_with_their_provenance(grid, tmp_path):
         load_runs(tmp_path / "none.json")
 
 
-def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path):
+def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path, grid, grid_seed1):
     """``--jobs 2`` runs the seeds in two processes; the numbers are the serial run's."""
     from ntkutils.reproduce import load_runs
 
@@ -366,8 +379,7 @@ def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path):
                  "--out", str(tmp_path / "par")]) == 0
     par = load_runs(tmp_path / "par" / "grid.json")
     assert par.seeds == [0, 1] and "--jobs 2" in par.provenance["command"]
-    for seed in (0, 1):
-        serial = reproduce_grid("test", seed=seed, progress=False)
+    for seed, serial in enumerate((grid, grid_seed1)):
         for name in INPUTS:
             for method in METHODS:
                 # float64: only the thread count differs (sums in another order)
@@ -375,10 +387,10 @@ def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path):
                     serial.psnr[name][method], abs=1e-9)
 
 
-def test_stored_run_formats_as_the_runs_it_came_from(tmp_path):
+def test_stored_run_formats_as_the_runs_it_came_from(tmp_path, grid, grid_seed1):
     from ntkutils.reproduce import format_readings, load_runs, save_runs
 
-    runs = [reproduce_grid("test", seed=s, progress=False) for s in (0, 1)]
+    runs = [grid, grid_seed1]
     back = load_runs(save_runs(runs, tmp_path / "g.json", seconds=1.0))
     for rule in ("oracle", "discrepancy"):
         assert format_table(back, rule=rule) == format_table(runs, rule=rule)
@@ -400,13 +412,12 @@ def test_stored_run_formats_as_the_runs_it_came_from(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["medium", "cpu-coffee", "cpu-exact"])
-def test_stored_run_matches_the_current_settings_and_code(name):
+def test_stored_run_matches_the_current_settings_and_code(name, check_now):
     """A shipped grid file: its settings are today's ``grid_settings`` of its scale and
     image, three seeds, float64 on a CPU, made from a committed checkout; and the
     test-scale grid stored beside it, recomputed now by today's code, agrees (else the
     file is stale: rerun the command in its provenance)."""
     from ntkutils.reproduce import stored_grid, stored_grids
-    from ntkutils.reproduce.store import check_table
 
     assert name in stored_grids()
     g = stored_grid(name)
@@ -431,11 +442,10 @@ def test_stored_run_matches_the_current_settings_and_code(name):
             assert max(curve) == pytest.approx(values[0], abs=1e-3)  # rounded to 1e-4
     check = prov["check"]
     assert check["scale"] == "test" and check["seed"] == 0
-    now = check_table()
     for row in INPUTS:
         for method in METHODS:
             # seeded float64 runs agree to about 1e-10 dB across CPUs
-            assert now[row][method] == pytest.approx(check["psnr"][row][method], abs=1e-6)
+            assert check_now[row][method] == pytest.approx(check["psnr"][row][method], abs=1e-6)
 
 
 @pytest.mark.parametrize("row, method", [("iid noise", "GD + autoencoder"),

@@ -63,15 +63,28 @@ def format_table(result: GridResult | list[GridResult] | StoredGrid, *,
     return "\n".join(lines)
 
 
-def _tables(result, rule: str) -> tuple[GridSettings, list[int], list[dict], list[float]]:
-    """Settings, seeds, PSNR tables and noisy PSNRs of runs or of a stored run."""
+def _per_seed(result, keys: tuple[str, ...]) -> tuple[GridSettings, list[int], list[float],
+                                                      dict]:
+    """Settings, seeds, noisy PSNRs and ``cells[input][method][key]`` (a list over the
+    seeds) of runs or of a stored run: what the tables and the curves read."""
     if isinstance(result, StoredGrid):
-        seeds = list(result.seeds)
-        return (result.settings, seeds, [result.table(k, rule) for k in range(len(seeds))],
-                list(result.noisy_psnr))
+        cells = {i: {m: {k: result.cells[i][m][k] for k in keys} for m in METHODS}
+                 for i in INPUTS}
+        return result.settings, list(result.seeds), list(result.noisy_psnr), cells
     runs = _check_results(result)
+    cells = {i: {m: {k: [getattr(r.cells[i][m], k) for r in runs] for k in keys}
+                 for m in METHODS} for i in INPUTS}
     return (runs[0].settings, [r.settings.seed for r in runs],
-            [r.table(rule) for r in runs], [r.noisy_psnr for r in runs])
+            [r.noisy_psnr for r in runs], cells)
+
+
+def _tables(result, rule: str) -> tuple[GridSettings, list[int], list[dict], list[float]]:
+    """Settings, seeds, one PSNR table per seed (``rule``'s) and noisy PSNRs."""
+    key = "psnr" if rule == "oracle" else "psnr_discrepancy"
+    settings, seeds, noisy, cells = _per_seed(result, (key,))
+    tables = [{i: {m: cells[i][m][key][k] for m in METHODS} for i in INPUTS}
+              for k in range(len(seeds))]
+    return settings, seeds, tables, noisy
 
 
 def _spread(values: list[float]) -> str:
@@ -248,20 +261,6 @@ CURVE_COLOURS = {"GD + autoencoder": "C0", "GD + vanilla CNN": "C1",
                  "Adam + autoencoder": "C2", "Adam + vanilla CNN": "C3"}
 
 
-def _curves(result) -> tuple[list[float], dict]:
-    """Noisy PSNRs and ``cells[input][method]``: lists over the seeds of each curve, and
-    of the oracle PSNR, for runs or a stored run."""
-    keys = ("steps", "psnr_curve", "steps_real", "psnr_curve_real", "psnr")
-    if isinstance(result, StoredGrid):
-        cells = {i: {m: {k: result.cells[i][m][k] for k in keys} for m in METHODS}
-                 for i in INPUTS}
-        return list(result.noisy_psnr), cells
-    runs = _check_results(result)
-    cells = {i: {m: {k: [getattr(r.cells[i][m], k) for r in runs] for k in keys}
-                 for m in METHODS} for i in INPUTS}
-    return [r.noisy_psnr for r in runs], cells
-
-
 def plot_curves(result: GridResult | list[GridResult] | StoredGrid) -> Figure:
     """PSNR against the step of every trained cell, one panel per network input.
 
@@ -288,7 +287,8 @@ def plot_curves(result: GridResult | list[GridResult] | StoredGrid) -> Figure:
     2
     >>> plt.close(fig)
     """
-    noisy, cells = _curves(result)
+    _, _, noisy, cells = _per_seed(
+        result, ("steps", "psnr_curve", "steps_real", "psnr_curve_real", "psnr"))
     fig, axes = panels(2, ncols=1, aspect=0.6, sharex=True, sharey=True)
     for ax, name in zip(axes, INPUTS):
         for method, colour in CURVE_COLOURS.items():

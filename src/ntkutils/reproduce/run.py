@@ -207,10 +207,10 @@ def reproduce_grid(
 
     Parameters
     ----------
-    scale : {"cpu", "paper"}
+    scale : {"cpu", "medium", "paper"}
         The default settings (:func:`grid_settings`): ``"cpu"`` runs in a few minutes on
-        a laptop CPU, ``"paper"`` (256 x 256 colour, wide networks, thousands of steps)
-        is meant for a GPU.
+        a laptop CPU, ``"medium"`` (128 x 128 colour) in over an hour, ``"paper"``
+        (256 x 256 colour, wide networks, thousands of steps) is meant for a GPU.
     image : str, optional
         A shipped image instead of the default (``astronaut``).
     seed : int

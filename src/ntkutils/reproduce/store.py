@@ -270,8 +270,10 @@ def stored_grid(name: str = "medium") -> StoredGrid:
     ----------
     name : str
         ``"medium"``: the medium scale (128 x 128 colour, three seeds), computed offline
-        by ``python -m ntkutils reproduce --scale medium --seeds 3`` because it takes
-        about an hour on two CPU cores; :func:`stored_grids` lists every name.
+        by ``python -m ntkutils reproduce --scale medium --seeds 3 --jobs 3`` because it
+        takes over an hour on two CPU cores; ``"cpu-exact"``: the cpu scale with every
+        pixel a Nyström landmark (the exact kernels); ``"cpu-coffee"``: the cpu scale on
+        the coffee picture.  :func:`stored_grids` lists every name.
 
     Returns
     -------
