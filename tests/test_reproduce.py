@@ -235,6 +235,7 @@ def test_command_writes_table_and_figure(tmp_path, capsys):
         (["--seed", "-1"], "--seed must be >= 0"),
         (["--jobs", "0"], "--jobs must be >= 1"),
         (["--landmarks", "0"], "--landmarks must be >= 1"),
+        (["--adam-steps-noise", "0"], "--adam-steps-noise must be >= 1"),
         (["--scale", "test", "--landmarks", "1025"], "--landmarks must be <= the 1024"),
     ],
 )
@@ -387,6 +388,20 @@ def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path, grid, grid_se
                     serial.psnr[name][method], abs=1e-9)
 
 
+def test_command_runs_adam_from_noise_for_the_steps_asked(tmp_path, grid):
+    from ntkutils.reproduce import load_runs
+
+    assert main(["reproduce", "--scale", "test", "--adam-steps-noise", "30",
+                 "--out", str(tmp_path)]) == 0
+    run = load_runs(tmp_path / "grid.json")
+    assert run.settings.adam_steps_for("iid noise") == 30
+    assert "--adam-steps-noise 30" in run.provenance["command"]
+    assert run.cells["iid noise"]["Adam + vanilla CNN"]["steps"][0][-1] == 30
+    for method in METHODS:  # the noisy-image row is the default run's
+        assert run.psnr["noisy image"][method][0] == pytest.approx(
+            grid.psnr["noisy image"][method], abs=1e-3)  # the file keeps 1e-4 dB
+
+
 def test_stored_run_formats_as_the_runs_it_came_from(tmp_path, grid, grid_seed1):
     from ntkutils.reproduce import format_readings, load_runs, save_runs
 
@@ -411,7 +426,7 @@ def test_stored_run_formats_as_the_runs_it_came_from(tmp_path, grid, grid_seed1)
             np.testing.assert_allclose(a, b, atol=1e-3)  # the file keeps 1e-4 dB
 
 
-@pytest.mark.parametrize("name", ["medium", "cpu-coffee", "cpu-exact"])
+@pytest.mark.parametrize("name", ["medium", "cpu-coffee", "cpu-exact", "cpu-long"])
 def test_stored_run_matches_the_current_settings_and_code(name, check_now):
     """A shipped grid file: its settings are today's ``grid_settings`` of its scale and
     image, three seeds, float64 on a CPU, made from a committed checkout; and the
@@ -422,12 +437,16 @@ def test_stored_run_matches_the_current_settings_and_code(name, check_now):
     assert name in stored_grids()
     g = stored_grid(name)
     s = g.settings
+    today = grid_settings(s.scale, image=s.image, seed=g.seeds[0])
     exact = s.n_landmarks == s.size**2  # every pixel a landmark: the exact kernels
-    assert s == dataclasses.replace(grid_settings(s.scale, image=s.image, seed=g.seeds[0]),
-                                    n_landmarks=s.n_landmarks)
-    assert exact or s.n_landmarks == grid_settings(s.scale).n_landmarks
+    # Adam from iid noise run longer than the scale's default
+    long = s.adam_steps_for("iid noise") != today.adam_steps_for("iid noise")
+    assert s == dataclasses.replace(today, n_landmarks=s.n_landmarks,
+                                    adam_steps_noise=s.adam_steps_noise)
+    assert exact or s.n_landmarks == today.n_landmarks
+    assert not long or s.adam_steps_for("iid noise") > today.adam_steps_for("iid noise")
     assert name == s.scale + ("" if s.image == "astronaut" else f"-{s.image}") + (
-        "-exact" if exact else "")
+        "-exact" if exact else "") + ("-long" if long else "")
     assert g.seeds == [g.seeds[0] + k for k in range(3)]
     prov = g.provenance
     assert prov["dtype"] == "torch.float64" and prov["device"] == "cpu"
@@ -456,3 +475,23 @@ def test_one_cell_is_the_grids_cell(grid, row, method):
     cell = grid_cell(grid.settings, row, method)
     assert cell.psnr == pytest.approx(grid.psnr[row][method], abs=1e-9)
     assert torch.equal(cell.steps, grid.cells[row][method].steps)
+
+
+def test_adam_from_iid_noise_runs_its_own_number_of_steps(grid):
+    from ntkutils.reproduce import grid_cell
+
+    s = dataclasses.replace(grid.settings, adam_steps_noise=30)
+    assert (s.adam_steps_for("noisy image"), s.adam_steps_for("iid noise")) == (20, 30)
+    assert grid.settings.adam_steps_for("iid noise") == grid.settings.adam_steps
+    cell = grid_cell(s, "iid noise", "Adam + vanilla CNN")
+    assert int(cell.steps[-1]) == 30 and max(cell.snapshots) == 30
+    # the same run, only longer: its first 20 steps are the 20-step run's
+    short = grid.cells["iid noise"]["Adam + vanilla CNN"]
+    n = len(short.steps)
+    assert torch.equal(cell.steps[:n], short.steps)
+    assert torch.allclose(cell.psnr_curve[:n], short.psnr_curve, atol=1e-9)
+    # the noisy-image row keeps adam_steps
+    assert int(grid_cell(s, "noisy image", "Adam + vanilla CNN").steps[-1]) == 20
+    assert "Adam: 20 steps (30 from iid noise)" in format_settings(
+        dataclasses.replace(grid, settings=s))
+    assert "Adam: 20 steps," in format_settings(grid)

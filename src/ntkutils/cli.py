@@ -262,6 +262,8 @@ def _reproduce(args: argparse.Namespace) -> None:
         raise CommandError(f"--landmarks must be >= 1, got {args.landmarks}")
     if args.jobs < 1:
         raise CommandError(f"--jobs must be >= 1 (worker processes), got {args.jobs}")
+    if args.adam_steps_noise is not None and args.adam_steps_noise < 1:
+        raise CommandError(f"--adam-steps-noise must be >= 1, got {args.adam_steps_noise}")
     if args.device is not None:
         try:
             check_device(args.device)
@@ -285,6 +287,9 @@ def _reproduce(args: argparse.Namespace) -> None:
                                f"{args.scale} scale's {size}x{size} image, got "
                                f"{args.landmarks}")
         settings = [dataclasses.replace(s, n_landmarks=args.landmarks) for s in settings]
+    if args.adam_steps_noise is not None:
+        settings = [dataclasses.replace(s, adam_steps_noise=args.adam_steps_noise)
+                    for s in settings]
     jobs = min(args.jobs, len(settings))
     if jobs == 1:
         runs = [reproduce_grid(settings=s, device=args.device) for s in settings]
@@ -311,6 +316,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
                                   ("seed", args.seed), ("seeds", args.seeds),
                                   ("landmarks", args.landmarks),
+                                  ("adam-steps-noise", args.adam_steps_noise),
                                   ("jobs", args.jobs if args.jobs > 1 else None))
         if v is not None)
     try:
@@ -385,6 +391,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--landmarks", type=int, default=None,
                      help="Nystrom landmark pixels of the kernels (the scale's default); "
                      "every pixel gives the exact kernels")
+    rep.add_argument("--adam-steps-noise", type=int, default=None,
+                     help="Adam's steps with iid noise as input (the scale's default)")
     rep.add_argument("--jobs", type=int, default=1,
                      help="run the seeds in this many processes at once (1); e.g. "
                      "--seeds 3 --jobs 3 on a 2-core CPU")

@@ -185,7 +185,7 @@ def format_settings(result: GridResult) -> str:
         f"tangent kernel from {s.n_landmarks} landmark pixels in every channel, Nyström) "
         f"at t = 0 and 150 log-spaced steps up to {s.ntk_max_step:,}; real gradient "
         f"descent for the first {s.gd_steps} steps is run beside it",
-        f"Adam: {s.adam_steps} steps, learning rate {s.adam_lr:g}, input perturbed by "
+        f"Adam: {_adam_steps_text(s)}, learning rate {s.adam_lr:g}, input perturbed by "
         f"fresh Gaussian noise of std {s.adam_input_noise:.3g} at every step (the deep "
         f"image prior's recipe); trains the network as built; the table reports its "
         f"output, and the running average of its outputs (weight {s.adam_average:g}) "
@@ -309,3 +309,9 @@ def plot_curves(result: GridResult | list[GridResult] | StoredGrid) -> Figure:
         label_line_ends(ax, {m: m.replace(" + ", "\n") for m in CURVE_COLOURS})
     axes[-1].set_xlabel("step t (log scale; step 0 at 1)")
     return fig
+
+
+def _adam_steps_text(s: GridSettings) -> str:
+    """Adam's steps, per input where they differ: "1500 steps (3000 from iid noise)"."""
+    image, noise = (s.adam_steps_for(i) for i in INPUTS)
+    return f"{image} steps" + ("" if noise == image else f" ({noise} from iid noise)")

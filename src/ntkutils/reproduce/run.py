@@ -344,7 +344,8 @@ def _seeded_cell(s: GridSettings, name: str, method: str, x, y, noise, device, d
     u_small, u_ae = ((yd, yd) if name == "noisy image"
                      else (noise[:C].to(device, dtype), noise.to(device, dtype)))
     g = torch.Generator().manual_seed(s.seed + 100 + 10 * row + col)
-    return _cell(method, u_small, u_ae, yd, xd, s, dtype, g, progress)
+    return _cell(method, u_small, u_ae, yd, xd, s, s.adam_steps_for(name), dtype, g,
+                 progress)
 
 
 def _resolve_settings(scale, image, seed, settings) -> GridSettings:
@@ -379,9 +380,10 @@ def _draw(s: GridSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, y, noise
 
 
-def _cell(method: str, u_small, u_ae, y, x, s: GridSettings, dtype, generator,
-          progress: bool) -> GridCell:
-    """One cell: the kernel filter, or a network built and fitted from its input."""
+def _cell(method: str, u_small, u_ae, y, x, s: GridSettings, adam_steps: int, dtype,
+          generator, progress: bool) -> GridCell:
+    """One cell: the kernel filter, or a network built and fitted from its input
+    (Adam for ``adam_steps``, which depend on the input)."""
     if method == "NTK + Nyström":
         return _ntk_cell(u_small, y, x, s, generator)
     C = y.shape[0]
@@ -393,8 +395,10 @@ def _cell(method: str, u_small, u_ae, y, x, s: GridSettings, dtype, generator,
         else:
             net, u = build_vanilla_cnn(C, s.vanilla_channels, s.vanilla_depth,
                                        s.patch_size, generator=generator), u_small
-    cell = _gd_cell if method.startswith("GD") else _adam_cell
-    return cell(net.to(dtype=dtype), u, y, x, s, generator, progress)
+    net = net.to(dtype=dtype)
+    if method.startswith("GD"):
+        return _gd_cell(net, u, y, x, s, generator, progress)
+    return _adam_cell(net, u, y, x, s, adam_steps, generator, progress)
 
 
 # ------------------------------------------------------------------------------ cells
@@ -440,14 +444,15 @@ def _ntk_cell(u, y, x, s: GridSettings, generator) -> GridCell:
     )
 
 
-def _adam_cell(net: nn.Module, u, y, x, s: GridSettings, generator,
+def _adam_cell(net: nn.Module, u, y, x, s: GridSettings, n_steps: int, generator,
                progress: bool) -> GridCell:
-    """Adam on ``net`` from input ``u``; oracle and discrepancy steps from the records."""
+    """Adam on ``net`` from input ``u`` for ``n_steps``; oracle and discrepancy steps
+    from the records."""
     start = time.perf_counter()
     net = net.to(y.device)
-    res = fit(net, u, y, optimizer="adam", n_steps=s.adam_steps, lr=s.adam_lr, x=x,
+    res = fit(net, u, y, optimizer="adam", n_steps=n_steps, lr=s.adam_lr, x=x,
               input_noise_std=s.adam_input_noise, record_every=s.record_every,
-              snapshot_steps=range(0, s.adam_steps + 1, s.snapshot_every),
+              snapshot_steps=range(0, n_steps + 1, s.snapshot_every),
               average=s.adam_average, generator=generator, progress=progress)
     disc = _discrepancy_index(2.0 * res.loss, y.numel(), s.sigma)
     averaged = s.adam_average > 0
