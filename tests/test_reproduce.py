@@ -450,7 +450,7 @@ def test_stored_run_matches_the_current_settings_and_code(name, check_now):
     assert g.seeds == [g.seeds[0] + k for k in range(3)]
     prov = g.provenance
     assert prov["dtype"] == "torch.float64" and prov["device"] == "cpu"
-    # the commit the run started from ("+dirty": uncommitted changes in the checkout)
+    # the commit the run started from ("+dirty": uncommitted edits to the package)
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", prov["commit"]), prov["commit"]
     assert f"--scale {s.scale}" in prov["command"] and prov["seconds"] > 0
     for row in INPUTS:
@@ -495,3 +495,33 @@ def test_adam_from_iid_noise_runs_its_own_number_of_steps(grid):
     assert "Adam: 20 steps (30 from iid noise)" in format_settings(
         dataclasses.replace(grid, settings=s))
     assert "Adam: 20 steps," in format_settings(grid)
+
+
+def test_commit_is_dirty_only_for_edits_to_the_package(tmp_path):
+    """``+dirty`` marks uncommitted edits to the package's own files, not to the book."""
+    import shutil
+
+    from ntkutils.reproduce import store
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    pkg = tmp_path / "src" / "ntkutils"
+    (pkg / "reproduce").mkdir(parents=True)
+    (pkg / "core.py").write_text("x = 1\n")
+    (tmp_path / "book.md").write_text("text\n")
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    fake = pkg / "reproduce" / "store.py"  # where store.py would be in the checkout
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "__file__", str(fake))
+        clean = store._git_commit()
+        assert re.fullmatch(r"[0-9a-f]{40}", clean)
+        (tmp_path / "book.md").write_text("edited\n")
+        assert store._git_commit() == clean  # the book is not the package
+        (pkg / "core.py").write_text("x = 2\n")
+        assert store._git_commit() == clean + "+dirty"

@@ -94,14 +94,17 @@ def _curve(values: torch.Tensor | None) -> list[float] | None:
 
 
 def _git_commit() -> str:
-    """The package's git commit (with ``+dirty`` for uncommitted changes), or unknown."""
-    here = Path(__file__).resolve().parent
+    """The package's git commit, or unknown; ``+dirty`` when the package's own files
+    (this folder's parent, ``ntkutils``) have uncommitted changes (edits elsewhere in
+    the checkout, to the book or the tests, do not change what a run computes)."""
+    package = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, check=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, check=True,
                                 capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, check=True, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        # "." is the package folder: git takes a pathspec relative to cwd
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                "--", "."], cwd=package, check=True, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
