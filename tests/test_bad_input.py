@@ -342,7 +342,7 @@ TRAINING = [
     C("fit record_every 0", lambda: _fit(record_every=0), ValueError, r"record_every"),
     C("fit records too many", lambda: _fit(n_steps=10**12, snapshot_steps=range(0, 10**12, 10**3)),
       ValueError, r"snapshot_steps.*(GiB|memory)"),
-    C("fit GD diverges", lambda: _fit(optimizer="gd", lr=1e6, n_steps=50), ValueError,
+    C("fit GD diverges", lambda: _fit(optimizer="gd", lr=1e6, n_steps=50), nu.TrainingDiverged,
       r"lr.*diverge"),
     C("fit net_input channels", lambda: _fit(net_input=img(3)), ValueError,
       r"net_input.*channels"),

@@ -27,7 +27,7 @@ Nothing runs at import.
 """
 # The public API, re-exported explicitly so a reader sees where each name lives.
 from . import course, exercises, plotting, widgets
-from ._checks import NTKUtilsError
+from ._checks import NTKUtilsError, TrainingDiverged
 from .baselines import nlm_weights
 from .denoise import NTKDenoiseInfo, WindowedDenoiseInfo, ntk_denoise
 from .images import add_noise, estimate_sigma, list_images, load_image, psnr, to_chw, to_hwc
@@ -83,6 +83,8 @@ __version__ = "0.1.0"
 __all__ = [
     # the error every bad argument raises (a ValueError), also the command lines'
     "NTKUtilsError",
+    # gradient descent whose learning rate is too large (an NTKUtilsError)
+    "TrainingDiverged",
     # images and noise
     "list_images", "load_image", "add_noise", "psnr", "estimate_sigma", "to_hwc", "to_chw",
     # networks

@@ -143,6 +143,15 @@ class NTKUtilsError(ValueError):
     """
 
 
+class TrainingDiverged(NTKUtilsError):
+    """Gradient descent diverged: its learning rate is too large for the network.
+
+    Raised by :func:`ntkutils.training.fit` (a ``ValueError`` that names ``lr``), so a
+    caller that expects divergence, such as the grid at the step ``1 / lambda_max``,
+    catches this class and nothing else.
+    """
+
+
 def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.3g} GiB"
 

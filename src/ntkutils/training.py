@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ._checks import (
+    TrainingDiverged,
     check_float_dtype,
     check_generator,
     check_input_channels,
@@ -172,11 +173,10 @@ def make_noise_input(
 
 
 # ----------------------------------------------------------------------------- fit
-def _check_not_diverged(losses: list[float], t: int, lr: float) -> None:
+def _check_not_diverged(first: float, last: float, t: int, lr: float) -> None:
     """Gradient descent whose loss is no longer finite, or 1e4 times its start, diverged."""
-    last, first = losses[-1], losses[0]
     if not math.isfinite(last) or last > 1e4 * max(first, 1e-300):
-        raise ValueError(
+        raise TrainingDiverged(
             f"lr = {lr:.4g} is too large: gradient descent diverged, the loss is {last:.3g} "
             f"at step {t} (it was {first:.3g} at step 0); lr must be below 2/lambda_max "
             f"(leave lr=None for 1/lambda_max)"
@@ -444,9 +444,15 @@ def fit(
 
     start = time.perf_counter()
     bar = progress_bar(total=n_steps, progress=progress, desc=f"fit ({optimizer})")
+    first_loss = None  # gradient descent's loss at step 0, to detect divergence
     for t in range(n_steps):
         z = model(_perturbed(net_input, input_noise_std, generator))
         loss = 0.5 * ((z - y) ** 2).sum()
+        if optimizer == "gd" and t in metrics.steps:
+            # before recording: the PSNR of a blown-up output would be refused first
+            value = float(loss.detach())
+            first_loss = value if first_loss is None else first_loss
+            _check_not_diverged(first_loss, value, t, lr)
         if average > 0:
             z_avg = _running_average(z_avg, z.detach(), average)
             _record((averaged,), t, z_avg)
@@ -454,8 +460,6 @@ def fit(
             z_t = z if input_noise_std == 0 else _output(model, net_input)
             _record(recorders, t, z_t.detach())
             if t in metrics.steps:
-                if optimizer == "gd":
-                    _check_not_diverged(metrics.losses, t, lr)
                 bar.set_postfix(**metrics.postfix())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -463,12 +467,14 @@ def fit(
         bar.update(1)
     bar.close()
     x_hat = _output(model, net_input)
+    if optimizer == "gd":
+        final_loss = float(0.5 * ((x_hat - y) ** 2).sum())
+        _check_not_diverged(final_loss if first_loss is None else first_loss,
+                            final_loss, n_steps, lr)
     _record(recorders, n_steps, x_hat.detach())
     if average > 0:
         z_avg = _running_average(z_avg, x_hat.detach(), average)
         _record((averaged,), n_steps, z_avg)
-    if optimizer == "gd":
-        _check_not_diverged(metrics.losses, n_steps, lr)
     seconds = time.perf_counter() - start
 
     _, weights, snapshots, ntks = recorders
