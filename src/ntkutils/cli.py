@@ -28,7 +28,8 @@ from ._checks import NTKUtilsError, check_device
 from .denoise import WindowedDenoiseInfo, ntk_denoise
 from .images import estimate_sigma, list_images, psnr, to_chw, to_hwc
 from .reproduce import (format_readings, format_settings, format_table, grid_settings,
-                        plot_grid, reproduce_grid, save_runs)
+                        plot_grid, reproduce_grid, save_runs, save_width_study,
+                        width_study)
 from .reproduce.store import _git_commit
 
 __all__ = ["main", "read_png", "write_png"]
@@ -269,6 +270,14 @@ def _reproduce(args: argparse.Namespace) -> None:
             check_device(args.device)
         except NTKUtilsError as err:
             raise CommandError(f"--device: {err}") from None
+    widths = _parse_widths(args.widths)
+    if widths is not None and (args.landmarks is not None
+                               or args.adam_steps_noise is not None):
+        raise CommandError("--widths runs only reading R1's cells at the scale's settings: "
+                           "drop --landmarks and --adam-steps-noise")
+    if widths is not None and args.device not in (None, "cpu"):
+        raise CommandError(f"--widths runs in float64 on the CPU: drop --device "
+                           f"{args.device}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out must be a folder, but {out} is a file")
@@ -277,6 +286,9 @@ def _reproduce(args: argparse.Namespace) -> None:
     except OSError as err:
         raise CommandError(f"cannot create the output folder {out}: {err.strerror}") from err
     commit = _git_commit()  # the code that runs, even if the checkout moves meanwhile
+    if widths is not None:
+        _reproduce_widths(args, widths, out, commit)
+        return
     start = time.perf_counter()
     settings = [grid_settings(args.scale, image=args.image, seed=args.seed + k)
                 for k in range(args.seeds)]
@@ -330,6 +342,56 @@ def _reproduce(args: argparse.Namespace) -> None:
     print(table)
     print(f"{args.scale} scale, {seconds:.0f} s on {runs[0].device}")
     print(f"wrote {out / 'grid.md'}, {out / 'grid.json'} and {out / 'grid.png'}")
+
+
+def _parse_widths(text: str | None) -> list[int] | None:
+    """``--widths 32,64,128``: distinct positive ints, or a one-line error."""
+    if text is None:
+        return None
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1 or len(set(widths)) != len(widths):
+        raise CommandError(f"--widths must be distinct positive ints separated by commas "
+                           f"(e.g. 32,64,128), got {text!r}")
+    return sorted(widths)
+
+
+def _reproduce_widths(args: argparse.Namespace, widths: list[int], out: Path,
+                      commit: str) -> None:
+    """``reproduce --widths``: reading R1's cells against the vanilla CNN's width."""
+    start = time.perf_counter()
+    study = width_study(args.scale, widths=widths,
+                        seeds=list(range(args.seed, args.seed + args.seeds)),
+                        image=args.image, jobs=args.jobs)
+    seconds = time.perf_counter() - start
+    command = "python -m ntkutils reproduce " + " ".join(
+        f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
+                                  ("seed", args.seed), ("seeds", args.seeds),
+                                  ("widths", ",".join(map(str, widths))),
+                                  ("jobs", args.jobs if args.jobs > 1 else None))
+        if v is not None)
+    lines = ["| width | GD + vanilla CNN (dB) | NTK + Nyström (dB) | gap (dB) |",
+             "|---|---|---|---|"]
+    for w, gd, gap in zip(study.widths, study.gd_psnr, study.gap):
+        lines.append(f"| {w} | {sum(gd) / len(gd):.2f} ({min(gd):.2f} to {max(gd):.2f}) | "
+                     f"{sum(study.ntk_psnr) / len(study.ntk_psnr):.2f} | "
+                     f"{sum(gap) / len(gap):+.2f} ({min(gap):+.2f} to {max(gap):+.2f}) |")
+    table = "\n".join(lines)
+    try:
+        (out / "widths.md").write_text(
+            "# Reading R1 against the width (python -m ntkutils reproduce --widths)\n\n"
+            "Noisy-image input, oracle stopping (the clean image picks each step), mean "
+            f"and range over seeds {study.seeds}.\n\n{table}\n\n"
+            f"Computed in {seconds:.0f} s.\n", encoding="utf-8")
+        save_width_study(study, out / "widths.json", seconds=seconds, command=command,
+                         commit=commit)
+    except OSError as err:
+        raise CommandError(f"cannot write to {out}: {err.strerror}") from err
+    print(table)
+    print(f"{args.scale} scale, {seconds:.0f} s")
+    print(f"wrote {out / 'widths.md'} and {out / 'widths.json'}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -398,6 +460,11 @@ def _parser() -> argparse.ArgumentParser:
                      "--seeds 3 --jobs 3 on a 2-core CPU")
     rep.add_argument("--device", default=None,
                      help="cpu or cuda (default: cuda when available)")
+    rep.add_argument("--widths", default=None,
+                     help="instead of the grid, reading R1's two cells (GD + vanilla CNN, "
+                     "NTK + Nystrom; noisy-image input) for these vanilla-CNN widths, "
+                     "e.g. 32,64,128,256; writes DIR/widths.md and DIR/widths.json "
+                     "(float64 on the CPU)")
     rep.set_defaults(run=_reproduce)
     return parser
 

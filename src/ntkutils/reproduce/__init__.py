@@ -10,7 +10,7 @@ kernels and training loop; :func:`format_table` prints them beside the poster's 
 Three modules, in the order the data flows: :mod:`~ntkutils.reproduce.settings` (the rows,
 the columns, the poster's numbers and the settings), :mod:`~ntkutils.reproduce.run` (the
 ten cells) and :mod:`~ntkutils.reproduce.report` (the table, the settings list, the
-figure).  Every public name is re-exported here.
+figure); :mod:`~ntkutils.reproduce.width` reruns reading R1's two cells at several widths.  Every public name is re-exported here.
 
 Every setting (:class:`GridSettings`) is the course's own choice (the poster states none
 of them): the image
@@ -25,6 +25,8 @@ from .report import (format_readings, format_settings, format_table, plot_curves
 from .run import GridCell, GridResult, grid_cell, reproduce_grid
 from .store import StoredGrid, load_runs, save_runs, stored_grid, stored_grids
 from .settings import INPUTS, METHODS, POSTER_PSNR, GridSettings, grid_settings
+from .width import (WidthStudy, load_width_study, save_width_study, stored_width_study,
+                    width_study)
 
 __all__ = [
     "INPUTS",
@@ -33,6 +35,7 @@ __all__ = [
     "READINGS",
     "Reading",
     "StoredGrid",
+    "WidthStudy",
     "GridCell",
     "GridResult",
     "GridSettings",
@@ -42,11 +45,15 @@ __all__ = [
     "grid_cell",
     "grid_settings",
     "load_runs",
+    "load_width_study",
     "poster_readings",
     "plot_curves",
     "plot_grid",
     "reproduce_grid",
     "save_runs",
+    "save_width_study",
     "stored_grid",
     "stored_grids",
+    "stored_width_study",
+    "width_study",
 ]
