@@ -419,7 +419,12 @@ GRID = [
     C("stored_grid name", lambda: nu.stored_grid("huge"), ValueError,
       r"name must be one of the stored grids"),
     C("save_runs commit", lambda: nu.save_runs([_test_grid()], "g.json", seconds=1.0,
-                                               commit=5), TypeError, r"commit"),
+                                               commit=5), TypeError, r"commit"),    C("width_study widths", lambda: nu.reproduce.width_study("test", widths=[0]),
+      ValueError, r"widths must be a non-empty list of positive ints"),
+    C("width_study jobs", lambda: nu.reproduce.width_study("test", widths=[4], jobs=0),
+      ValueError, r"jobs must be an int >= 1"),
+    C("stored_width_study scale", lambda: nu.reproduce.stored_width_study("huge"),
+      ValueError, r"scale must be one of the stored width studies"),
 ]
 if not torch.cuda.is_available():
     GRID.append(C("reproduce_grid cuda without a GPU",

@@ -265,11 +265,6 @@ def _reproduce(args: argparse.Namespace) -> None:
         raise CommandError(f"--jobs must be >= 1 (worker processes), got {args.jobs}")
     if args.adam_steps_noise is not None and args.adam_steps_noise < 1:
         raise CommandError(f"--adam-steps-noise must be >= 1, got {args.adam_steps_noise}")
-    if args.device is not None:
-        try:
-            check_device(args.device)
-        except NTKUtilsError as err:
-            raise CommandError(f"--device: {err}") from None
     widths = _parse_widths(args.widths)
     if widths is not None and (args.landmarks is not None
                                or args.adam_steps_noise is not None):
@@ -278,6 +273,11 @@ def _reproduce(args: argparse.Namespace) -> None:
     if widths is not None and args.device not in (None, "cpu"):
         raise CommandError(f"--widths runs in float64 on the CPU: drop --device "
                            f"{args.device}")
+    if args.device is not None:
+        try:
+            check_device(args.device)
+        except NTKUtilsError as err:
+            raise CommandError(f"--device: {err}") from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out must be a folder, but {out} is a file")
