@@ -42,6 +42,23 @@ def test_every_subpackage_ships_in_the_wheel():
     assert found - listed == set(), f"subpackages missing from pyproject.toml: {found - listed}"
 
 
+def test_every_shipped_data_file_is_in_the_package_data():
+    """A data file that ``pyproject.toml``'s package-data patterns miss is in a checkout but
+    not in a pip install (Colab): every image and stored run in data/ must match one."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["setuptools"]["package-data"]["ntkutils.data"]
+    files = [p.name for p in (root / "data").iterdir() if p.suffix in (".png", ".json")]
+    assert any(f.startswith("width-") for f in files) and any(
+        f.startswith("grid-") for f in files)
+    missed = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
+    assert not missed, f"data files left out of the package data: {missed}"
+
+
 def test_progress_bars_follow_tqdm_disable(monkeypatch, capsys):
     """The stored outputs hold no bars: TQDM_DISABLE=1 (set for the test run and its notebook
     kernels by the root conftest.py) silences the package's bars; without it they show."""
