@@ -121,6 +121,25 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _check_provenance_arguments(seconds: object, command: object, commit: object) -> None:
+    """The arguments every data file's writer takes for its provenance."""
+    check_positive(seconds, "seconds")
+    if not isinstance(command, str):
+        raise TypeError(f"command must be a str, got {type(command).__name__}")
+    if commit is not None and not isinstance(commit, str):
+        raise TypeError(f"commit must be a str or None, got {type(commit).__name__}")
+
+
+def _provenance(seconds: float, command: str, commit: str | None, **extra) -> dict:
+    """How a data file was made: the commit (now, unless given), the date, the CPU, the
+    PyTorch version, the wall time and the command, then ``extra``."""
+    return {"commit": _git_commit() if commit is None else commit,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "cpu": _cpu_name(), "torch": torch.__version__,
+            "seconds": round(float(seconds), 1), "command": command, **extra}
+
+
 def check_table() -> dict[str, dict[str, float]]:
     """The grid at the tiny ``"test"`` scale, seed 0, float64 on the CPU (oracle PSNR).
 
@@ -167,11 +186,7 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
     ([0, 1], True)
     """
     runs = _check_results(runs, "runs")
-    check_positive(seconds, "seconds")
-    if not isinstance(command, str):
-        raise TypeError(f"command must be a str, got {type(command).__name__}")
-    if commit is not None and not isinstance(commit, str):
-        raise TypeError(f"commit must be a str or None, got {type(commit).__name__}")
+    _check_provenance_arguments(seconds, command, commit)
     first = runs[0]
     cells: dict = {}
     for name in INPUTS:
@@ -204,15 +219,10 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
         "noisy_psnr": [r.noisy_psnr for r in runs],
         "cells": cells,
         "thumbnails": thumbs,
-        "provenance": {
-            "commit": _git_commit() if commit is None else commit,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "cpu": _cpu_name(), "torch": torch.__version__, "device": first.device,
-            "dtype": str(first.cells[INPUTS[0]][METHODS[0]].psnr_curve.dtype),
-            "seconds": round(float(seconds), 1), "command": command,
-            "check": {"scale": "test", "seed": 0, "psnr": check_table()},
-        },
+        "provenance": _provenance(
+            seconds, command, commit, device=first.device,
+            dtype=str(first.cells[INPUTS[0]][METHODS[0]].psnr_curve.dtype),
+            check={"scale": "test", "seed": 0, "psnr": check_table()}),
     }
     path = Path(path)
     path.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")

@@ -10,7 +10,6 @@ stores it with its provenance, as :func:`~ntkutils.reproduce.save_runs` does for
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .._checks import check_positive
 from ..images import _data_dir, psnr
 from .run import _draw, grid_cell
 from .settings import GridSettings, grid_settings
-from .store import _cpu_name, _git_commit
+from .store import _check_provenance_arguments, _provenance
 
 __all__ = ["WidthStudy", "load_width_study", "save_width_study", "stored_width_study",
            "width_study"]
@@ -192,21 +190,13 @@ def save_width_study(study: WidthStudy, path: str | Path, *, seconds: float,
     if not isinstance(study, WidthStudy):
         raise TypeError(f"study must be a WidthStudy (from width_study), got "
                         f"{type(study).__name__}")
-    check_positive(seconds, "seconds")
-    if not isinstance(command, str):
-        raise TypeError(f"command must be a str, got {type(command).__name__}")
+    _check_provenance_arguments(seconds, command, commit)
     data = {
         "format": FORMAT, "settings": dataclasses.asdict(study.settings),
         "widths": study.widths, "seeds": study.seeds, "noisy_psnr": study.noisy_psnr,
         "ntk_psnr": study.ntk_psnr, "gd_psnr": study.gd_psnr, "gd_step": study.gd_step,
-        "provenance": {
-            "commit": _git_commit() if commit is None else commit,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "cpu": _cpu_name(), "torch": torch.__version__, "dtype": "torch.float64",
-            "seconds": round(float(seconds), 1), "command": command,
-            "check": check_study(),
-        },
+        "provenance": _provenance(seconds, command, commit, dtype="torch.float64",
+                                  check=check_study()),
     }
     path = Path(path)
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
