@@ -324,13 +324,8 @@ def _reproduce(args: argparse.Namespace) -> None:
         "## Settings (the course's own choices)", format_settings(runs[0]),
         f"Computed in {seconds:.0f} s on {runs[0].device}.",
     ])
-    command = "python -m ntkutils reproduce " + " ".join(
-        f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
-                                  ("seed", args.seed), ("seeds", args.seeds),
-                                  ("landmarks", args.landmarks),
-                                  ("adam-steps-noise", args.adam_steps_noise),
-                                  ("jobs", args.jobs if args.jobs > 1 else None))
-        if v is not None)
+    command = _reproduce_command(args, ("landmarks", args.landmarks),
+                                 ("adam-steps-noise", args.adam_steps_noise))
     try:
         (out / "grid.md").write_text(report + "\n", encoding="utf-8")
         save_runs(runs, out / "grid.json", seconds=seconds, command=command, commit=commit)
@@ -342,6 +337,15 @@ def _reproduce(args: argparse.Namespace) -> None:
     print(table)
     print(f"{args.scale} scale, {seconds:.0f} s on {runs[0].device}")
     print(f"wrote {out / 'grid.md'}, {out / 'grid.json'} and {out / 'grid.png'}")
+
+
+def _reproduce_command(args: argparse.Namespace, *options: tuple[str, object]) -> str:
+    """The ``reproduce`` command line a data file's provenance keeps: the common options,
+    then ``options`` (name, value), each left out when None."""
+    pairs = (("scale", args.scale), ("image", args.image), ("seed", args.seed),
+             ("seeds", args.seeds), *options, ("jobs", args.jobs if args.jobs > 1 else None))
+    return "python -m ntkutils reproduce " + " ".join(
+        f"--{k} {v}" for k, v in pairs if v is not None)
 
 
 def _parse_widths(text: str | None) -> list[int] | None:
@@ -366,12 +370,7 @@ def _reproduce_widths(args: argparse.Namespace, widths: list[int], out: Path,
                         seeds=list(range(args.seed, args.seed + args.seeds)),
                         image=args.image, jobs=args.jobs)
     seconds = time.perf_counter() - start
-    command = "python -m ntkutils reproduce " + " ".join(
-        f"--{k} {v}" for k, v in (("scale", args.scale), ("image", args.image),
-                                  ("seed", args.seed), ("seeds", args.seeds),
-                                  ("widths", ",".join(map(str, widths))),
-                                  ("jobs", args.jobs if args.jobs > 1 else None))
-        if v is not None)
+    command = _reproduce_command(args, ("widths", ",".join(map(str, widths))))
     lines = ["| width | GD + vanilla CNN (dB) | NTK + Nyström (dB) | gap (dB) |",
              "|---|---|---|---|"]
     for w, gd, gap in zip(study.widths, study.gd_psnr, study.gap):
