@@ -184,3 +184,66 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="model\\(u\\) has shape"):
         linearised_gd(build_single_layer_cnn(1, 8, generator=gen(0)).double(), y,
                       torch.cat([y, y, y]))
+
+
+@pytest.mark.parametrize("C", [1, 3])
+def test_lanczos_is_exact_for_early_steps_with_every_direction_and_at_convergence(C):
+    # independent: the full Jacobian's kernel and matrix powers (matrix_power_gd)
+    x = camera(6) if C == 1 else astronaut(6)
+    y = noisy(x)
+    net = build_vanilla_cnn(C, 8, depth=2, generator=gen(13)).double()
+    n = 36
+    K = jacobian_ntk(net, y[None])  # (C n, C n)
+    with torch.no_grad():
+        f0 = net(y).reshape(C * n)  # (C n,)
+    lr = 1 / float(torch.linalg.eigvalsh(K)[-1])
+    early = [0, 1, 5, 11]
+    short = linearised_gd(net, y, y, steps=early, lr=lr, lanczos=12)  # exact for t < 12
+    full = linearised_gd(net, y, y, steps=[0, 3, 40, 3000], lr=lr, lanczos=C * n)
+    tol = RTOL[torch.float64]
+    for run in (short, full):
+        for k, t in enumerate(run.steps.tolist()):
+            expect = matrix_power_gd(K, y.reshape(C * n), f0, lr, t)
+            got = run.estimates[k].reshape(C * n)
+            assert torch.allclose(got, expect, rtol=tol, atol=tol * float(y.abs().max())), t
+    assert short.eigvecs[0].shape == (C * n, 12) and short.landmarks is None
+    assert float(short.eigvals[0].max()) <= float(torch.linalg.eigvalsh(K)[-1]) * (1 + tol)
+    if C == 3:  # 36 C outputs, 8 channels: this joint kernel is singular
+        return
+    # y - z^0 lies in the Krylov space: with a nonsingular kernel a few steps already
+    # converge to y, as the exact dynamics do, where Nyström with as many columns keeps
+    # part of y - f0 unfitted
+    assert float(torch.linalg.eigvalsh(K)[0]) > 1e-6 / lr
+    far = linearised_gd(net, y, y, steps=[10**12], lr=lr, lanczos=6)
+    nys = linearised_gd(net, y, y, steps=[10**12], lr=lr, n_landmarks=2, generator=gen(1))
+    exact = matrix_power_gd(K, y.reshape(C * n), f0, lr, 10**12)
+    assert torch.allclose(far.estimates[0].reshape(-1), exact, atol=1e-8)
+    assert not torch.allclose(nys.estimates[0].reshape(-1), exact, atol=1e-3)
+
+
+def test_lanczos_follows_an_autoencoder_with_batch_norm():
+    net = build_autoencoder(2, 1, 4, levels=1, generator=gen(14)).double()
+    u = torch.rand(2, 8, 8, generator=gen(15), dtype=torch.float64)
+    y = noisy(camera(8))
+    before = {k: b.clone() for k, b in net.named_buffers()}
+    steps = [0, 2, 50, 10**4]
+    exact = linearised_gd(net, u, y, steps=steps, centred=True, generator=gen(16))
+    krylov = linearised_gd(net, u, y, steps=steps, centred=True, lr=exact.lr, lanczos=64)
+    assert all(torch.equal(b, before[k]) for k, b in net.named_buffers())
+    assert torch.allclose(krylov.estimates, exact.estimates, rtol=1e-7, atol=1e-8)
+
+
+def test_lanczos_bad_arguments_raise_clear_errors():
+    y = noisy(astronaut(6))
+    net = build_vanilla_cnn(3, 4, depth=1, generator=gen(0)).double()
+    with pytest.raises(ValueError, match="n_landmarks .* or lanczos .* not both"):
+        linearised_gd(net, y, y, n_landmarks=4, lanczos=4)
+    with pytest.raises(ValueError, match="lanczos needs channels='joint'"):
+        linearised_gd(net, y, y, lanczos=4, channels="each")
+    with pytest.raises(ValueError, match="lanczos must be <= the C\\*H\\*W = 108"):
+        linearised_gd(net, y, y, lanczos=109)
+    with pytest.raises(ValueError, match="lanczos must be"):
+        linearised_gd(net, y, y, lanczos=0)
+    with pytest.raises(ValueError, match="nothing for gradient descent to fit"):
+        with torch.no_grad():
+            linearised_gd(net, y, net(y), lanczos=4)
