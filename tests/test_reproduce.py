@@ -236,6 +236,8 @@ def test_command_writes_table_and_figure(tmp_path, capsys):
         (["--jobs", "0"], "--jobs must be >= 1"),
         (["--landmarks", "0"], "--landmarks must be >= 1"),
         (["--adam-steps-noise", "0"], "--adam-steps-noise must be >= 1"),
+        (["--gd-lanczos", "0"], "--gd-lanczos must be >= 1"),
+        (["--scale", "test", "--gd-lanczos", "3073"], "--gd-lanczos must be <= the 3072"),
         (["--scale", "test", "--landmarks", "1025"], "--landmarks must be <= the 1024"),
     ],
 )
@@ -386,6 +388,35 @@ def test_command_with_jobs_gives_the_serial_runs_numbers(tmp_path, grid, grid_se
                 # float64: only the thread count differs (sums in another order)
                 assert par.psnr[name][method][seed] == pytest.approx(
                     serial.psnr[name][method], abs=1e-9)
+
+
+def test_lanczos_gd_cells_are_the_exact_kernels_cells():
+    """With ``gd_lanczos`` a gradient-descent cell follows the network's exact kernel
+    (every pixel a landmark), where a few Nyström landmarks leave part of y unfitted."""
+    from ntkutils.reproduce import grid_cell
+
+    base = dataclasses.replace(grid_settings("test"), size=12, n_landmarks=16)
+    exact = dataclasses.replace(base, n_landmarks=144)
+    krylov = dataclasses.replace(base, gd_lanczos=200)
+    for row in INPUTS:
+        for method in ("GD + autoencoder", "GD + vanilla CNN"):
+            e, k, n = (grid_cell(s, row, method) for s in (exact, krylov, base))
+            # the same network; the step from a power iteration (tolerance 1e-5)
+            assert k.lr == pytest.approx(e.lr, rel=1e-4)
+            np.testing.assert_allclose(k.psnr_curve, e.psnr_curve, atol=1e-3)
+            assert abs(float(n.psnr_curve[-1]) - float(e.psnr_curve[-1])) > 0.1
+            assert k.psnr_curve_real is not None  # real GD still runs beside it
+
+
+def test_command_passes_gd_lanczos_to_every_seed(tmp_path):
+    from ntkutils.reproduce import load_runs
+
+    assert main(["reproduce", "--scale", "test", "--gd-lanczos", "50", "--seeds", "2",
+                 "--out", str(tmp_path)]) == 0
+    run = load_runs(tmp_path / "grid.json")
+    assert run.settings.gd_lanczos == 50
+    assert "--gd-lanczos 50" in run.provenance["command"]
+    assert "50 Lanczos steps" in (tmp_path / "grid.md").read_text(encoding="utf-8")
 
 
 def test_command_runs_adam_from_noise_for_the_steps_asked(tmp_path, grid):

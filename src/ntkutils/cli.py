@@ -265,11 +265,14 @@ def _reproduce(args: argparse.Namespace) -> None:
         raise CommandError(f"--jobs must be >= 1 (worker processes), got {args.jobs}")
     if args.adam_steps_noise is not None and args.adam_steps_noise < 1:
         raise CommandError(f"--adam-steps-noise must be >= 1, got {args.adam_steps_noise}")
+    if args.gd_lanczos is not None and args.gd_lanczos < 1:
+        raise CommandError(f"--gd-lanczos must be >= 1, got {args.gd_lanczos}")
     widths = _parse_widths(args.widths)
     if widths is not None and (args.landmarks is not None
-                               or args.adam_steps_noise is not None):
+                               or args.adam_steps_noise is not None
+                               or args.gd_lanczos is not None):
         raise CommandError("--widths runs only reading R1's cells at the scale's settings: "
-                           "drop --landmarks and --adam-steps-noise")
+                           "drop --landmarks, --adam-steps-noise and --gd-lanczos")
     if widths is not None and args.device not in (None, "cpu"):
         raise CommandError(f"--widths runs in float64 on the CPU: drop --device "
                            f"{args.device}")
@@ -302,6 +305,12 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.adam_steps_noise is not None:
         settings = [dataclasses.replace(s, adam_steps_noise=args.adam_steps_noise)
                     for s in settings]
+    if args.gd_lanczos is not None:
+        values = (1 if settings[0].gray else 3) * settings[0].size**2
+        if args.gd_lanczos > values:
+            raise CommandError(f"--gd-lanczos must be <= the {values} values of the "
+                               f"{args.scale} scale's image, got {args.gd_lanczos}")
+        settings = [dataclasses.replace(s, gd_lanczos=args.gd_lanczos) for s in settings]
     jobs = min(args.jobs, len(settings))
     if jobs == 1:
         runs = [reproduce_grid(settings=s, device=args.device) for s in settings]
@@ -325,7 +334,8 @@ def _reproduce(args: argparse.Namespace) -> None:
         f"Computed in {seconds:.0f} s on {runs[0].device}.",
     ])
     command = _reproduce_command(args, ("landmarks", args.landmarks),
-                                 ("adam-steps-noise", args.adam_steps_noise))
+                                 ("adam-steps-noise", args.adam_steps_noise),
+                                 ("gd-lanczos", args.gd_lanczos))
     try:
         (out / "grid.md").write_text(report + "\n", encoding="utf-8")
         save_runs(runs, out / "grid.json", seconds=seconds, command=command, commit=commit)
@@ -454,6 +464,9 @@ def _parser() -> argparse.ArgumentParser:
                      "every pixel gives the exact kernels")
     rep.add_argument("--adam-steps-noise", type=int, default=None,
                      help="Adam's steps with iid noise as input (the scale's default)")
+    rep.add_argument("--gd-lanczos", type=int, default=None,
+                     help="gradient-descent cells: this many Lanczos steps instead of "
+                     "Nystrom (exact early steps and convergence; e.g. 512)")
     rep.add_argument("--jobs", type=int, default=1,
                      help="run the seeds in this many processes at once (1); e.g. "
                      "--seeds 3 --jobs 3 on a 2-core CPU")

@@ -182,7 +182,7 @@ def format_settings(result: GridResult) -> str:
         f"gradient descent: step 1/lambda_max of the tangent kernel at initialisation, "
         f"fixed input, the centred network f(u; w) - f(u; w0) (output 0 at the start); "
         f"the table's curve is the network linearised at initialisation (its empirical "
-        f"tangent kernel from {s.n_landmarks} landmark pixels in every channel, Nyström) "
+        f"tangent kernel {_gd_kernel_text(s)}) "
         f"at t = 0 and 150 log-spaced steps up to {s.ntk_max_step:,}; real gradient "
         f"descent for the first {s.gd_steps} steps is run beside it",
         f"Adam: {_adam_steps_text(s)}, learning rate {s.adam_lr:g}, input perturbed by "
@@ -309,6 +309,13 @@ def plot_curves(result: GridResult | list[GridResult] | StoredGrid) -> Figure:
         label_line_ends(ax, {m: m.replace(" + ", "\n") for m in CURVE_COLOURS})
     axes[-1].set_xlabel("step t (log scale; step 0 at 1)")
     return fig
+
+
+def _gd_kernel_text(s: GridSettings) -> str:
+    """How the gradient-descent cells' tangent kernel is used: Nyström or Lanczos."""
+    if s.gd_lanczos is None:
+        return f"from {s.n_landmarks} landmark pixels in every channel, Nyström"
+    return f"by {s.gd_lanczos} Lanczos steps on y, never formed"
 
 
 def _adam_steps_text(s: GridSettings) -> str:

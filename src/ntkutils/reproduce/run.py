@@ -479,8 +479,9 @@ def _gd_cell(net: nn.Module, u, y, x, s: GridSettings, generator,
     real_steps = torch.arange(0, s.gd_steps + 1, s.record_every)
     steps = torch.unique(torch.cat([log_step_grid(s.ntk_max_step), real_steps,
                                     torch.tensor([s.gd_steps])]))
-    lin = linearised_gd(net, u, y, steps=steps, n_landmarks=s.n_landmarks,
-                        channels="joint", x=x, sigma=s.sigma, generator=generator)
+    lin = linearised_gd(net, u, y, steps=steps, channels="joint", x=x, sigma=s.sigma,
+                        n_landmarks=s.n_landmarks if s.gd_lanczos is None else None,
+                        lanczos=s.gd_lanczos, generator=generator)
     try:
         res = fit(net, u, y, optimizer="gd", n_steps=s.gd_steps, lr=lin.lr, x=x,
                   record_every=s.record_every,

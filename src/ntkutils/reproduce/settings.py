@@ -118,6 +118,13 @@ class GridSettings:
         Adam's steps with iid noise as input (None: ``adam_steps``).  From noise the
         deep image prior fits the image more slowly than from the noisy image, so it
         needs more steps to reach its best (:meth:`adam_steps_for`).
+    gd_lanczos : int or None
+        Lanczos steps of the gradient-descent cells' linearised dynamics (None: Nyström
+        with ``n_landmarks``, as the kernel column).  The network's tangent kernel at
+        initialisation is then never approximated by its columns: the dynamics are exact
+        for the first ``gd_lanczos - 1`` steps and fit all of ``y`` at convergence, at
+        the cost of ``gd_lanczos`` Nyström columns
+        (:func:`ntkutils.linearised.linearised_gd`).
     """
 
     scale: str
@@ -145,6 +152,7 @@ class GridSettings:
     ntk_max_step: int
     seed: int = 0
     adam_steps_noise: int | None = None
+    gd_lanczos: int | None = None
 
     def adam_steps_for(self, network_input: str) -> int:
         """Adam's steps with this network input (a row of the grid, see ``INPUTS``).
@@ -178,7 +186,7 @@ class GridSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        for name in ("crop", "adam_steps_noise"):
+        for name in ("crop", "adam_steps_noise", "gd_lanczos"):
             if getattr(self, name) is not None:
                 check_positive(getattr(self, name), name, integer=True)
         check_sigma(self.sigma, "sigma")
@@ -195,6 +203,10 @@ class GridSettings:
                 or not 0 <= self.adam_average < 1:
             raise ValueError(f"adam_average must be a number in [0, 1), got "
                              f"{self.adam_average!r}")
+        outputs = (1 if self.gray else 3) * self.size**2
+        if self.gd_lanczos is not None and self.gd_lanczos > outputs:
+            raise ValueError(f"gd_lanczos must be <= the {outputs} values of the "
+                             f"{self.size} x {self.size} image, got {self.gd_lanczos}")
         if self.n_landmarks > self.size**2:
             raise ValueError(f"n_landmarks must be <= the {self.size**2} pixels of a "
                              f"{self.size} x {self.size} image, got {self.n_landmarks}")
