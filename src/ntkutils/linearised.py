@@ -160,8 +160,9 @@ def linearised_gd(
         ``n_landmarks``): the kernel is never formed, each step costs one
         vector-Jacobian and one Jacobian-vector product, as a Nyström column does, and
         the dynamics are exact for the first ``m - 1`` steps and at convergence
-        (Notes).  A few hundred steps reproduce the exact kernel's PSNR curve to
-        0.01 dB on the course's networks at ``32 x 32`` (``docs/notes/linearised-gd.md``).
+        (Notes).  256 steps reproduce the exact kernel's PSNR curve to 0.01 dB on the
+        course's networks at ``32 x 32``; larger images and late steps may need more
+        (compare ``m`` with ``2 m``; ``docs/notes/linearised-gd.md``).
     channels : {"joint", "each"} or int, default "joint"
         Which kernel of the ``C`` output channels: ``"joint"``, the whole
         ``(C n) x (C n)`` kernel with its cross-channel blocks (Nyström landmarks: the

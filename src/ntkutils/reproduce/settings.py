@@ -123,7 +123,7 @@ class GridSettings:
         with ``n_landmarks``, as the kernel column).  The network's tangent kernel at
         initialisation is then never approximated by its columns: the dynamics are exact
         for the first ``gd_lanczos - 1`` steps and fit all of ``y`` at convergence, at
-        the cost of ``gd_lanczos`` Nyström columns
+        the cost of ``gd_lanczos`` Nyström columns; between, the more steps the closer
         (:func:`ntkutils.linearised.linearised_gd`).
     """
 
