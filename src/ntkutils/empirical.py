@@ -337,6 +337,21 @@ def _functional(model: nn.Module, net_input: torch.Tensor):
     return f, params
 
 
+def _kernel_times(model: nn.Module, net_input: torch.Tensor):
+    """``(f(u), v -> Theta v)``: ``Theta = J J^T`` times an output-shaped ``v`` without
+    forming ``J`` (one vector-Jacobian and one Jacobian-vector product).  Call it and
+    its product inside :func:`frozen_running_stats`."""
+    f, params = _functional(model, net_input)
+    prepare_jvp()  # before the first jvp: see ntkutils._compat
+    out, vjp_fn = vjp(f, params)
+
+    def times(v: torch.Tensor) -> torch.Tensor:
+        (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
+        return jvp(f, (params,), (jt_v,))[1]  # J J^T v, shaped like the output
+
+    return out, times
+
+
 def ntk_largest_eigenvalue(
     model: nn.Module,
     net_input: torch.Tensor,
@@ -390,16 +405,13 @@ def ntk_largest_eigenvalue(
     check_positive(n_iter, "n_iter", integer=True)
     check_positive(tol, "tol")
     check_generator(generator)
-    f, params = _functional(model, net_input)
-    prepare_jvp()
     with frozen_running_stats(model):
-        z, vjp_fn = vjp(f, params)
+        z, kernel_times = _kernel_times(model, net_input)
         v = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
         v = v / v.norm()
         lam = 0.0
         for _ in range(n_iter):
-            (jt_v,) = vjp_fn(v)  # J^T v, a dict shaped like params
-            _, theta_v = jvp(f, (params,), (jt_v,))  # J J^T v, shaped like z
+            theta_v = kernel_times(v)  # J J^T v, shaped like z
             lam_new = float((v * theta_v).sum())
             v = theta_v / theta_v.norm()
             if abs(lam_new - lam) <= tol * abs(lam_new):

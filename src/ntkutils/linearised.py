@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import jvp, vjp
 
 from ._checks import (
     NTKUtilsError,
@@ -33,10 +32,9 @@ from ._checks import (
     check_positive,
     check_sigma,
 )
-from ._compat import prepare_jvp
 from ._progress import progress_bar
 from .empirical import (
-    _functional,
+    _kernel_times,
     frozen_running_stats,
     ntk_empirical,
     ntk_largest_eigenvalue,
@@ -366,18 +364,16 @@ def _lanczos_pairs(model, u, r, m):
     if norm == 0:
         raise NTKUtilsError("y equals the network's initial output z^0: there is nothing "
                             "for gradient descent to fit")
-    f, params = _functional(model, u)
-    prepare_jvp()  # before the first jvp: see ntkutils._compat
     Q = r.new_zeros(r.numel(), m)  # (C n, m) orthonormal Lanczos vectors
     alpha, beta = [], []
     q = r / norm
     tol = 100 * torch.finfo(u.dtype).eps  # below it the next vector is rounding noise
     with frozen_running_stats(model):
-        out, vjp_fn = vjp(f, params)
+        out, kernel_times = _kernel_times(model, u)
         for j in progress_bar(range(m), progress=m > 32, desc="Lanczos", leave=False):
             Q[:, j] = q
-            (g,) = vjp_fn(q.reshape(out.shape).to(out.dtype))  # J^T q
-            w = jvp(f, (params,), (g,))[1].reshape(-1).to(r.dtype)  # (C n,) J J^T q
+            w = kernel_times(q.reshape(out.shape).to(out.dtype))  # J J^T q
+            w = w.reshape(-1).to(r.dtype)  # (C n,)
             alpha.append(float(q @ w))
             for _ in range(2):  # full reorthogonalisation (twice is enough)
                 w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
