@@ -59,10 +59,18 @@ def grid_seed1():
 
 @pytest.fixture(scope="module")
 def check_now():
-    """The stored files' check grid, recomputed once by today's code."""
+    """The stored files' check grid, recomputed by today's code, once per method of the
+    gradient-descent cells (``check_now(gd_lanczos)``: None for Nyström)."""
     from ntkutils.reproduce.store import check_table
 
-    return check_table()
+    tables = {}
+
+    def table(gd_lanczos=None):
+        if gd_lanczos not in tables:
+            tables[gd_lanczos] = check_table(gd_lanczos=gd_lanczos)
+        return tables[gd_lanczos]
+
+    return table
 
 
 def test_every_cell_has_a_finite_psnr_that_matches_its_image(grid):
@@ -361,6 +369,7 @@ def test_stored_runs_read_back_with_their_provenance(grid, tmp_path):
     path = save_runs([grid], tmp_path / "g.json", seconds=12.5, command="test")
     back = load_runs(path)
     assert back.settings == grid.settings and back.seeds == [0]
+    assert back.provenance["check"]["gd_lanczos"] is None  # Nyström, as the runs
     for name in INPUTS:
         for method in METHODS:
             assert back.psnr[name][method] == [grid.psnr[name][method]]
@@ -408,8 +417,9 @@ def test_lanczos_gd_cells_are_the_exact_kernels_cells():
             assert k.psnr_curve_real is not None  # real GD still runs beside it
 
 
-def test_command_passes_gd_lanczos_to_every_seed(tmp_path):
+def test_command_passes_gd_lanczos_to_every_seed(tmp_path, check_now):
     from ntkutils.reproduce import load_runs
+    from ntkutils.reproduce.store import CHECK_LANCZOS
 
     assert main(["reproduce", "--scale", "test", "--gd-lanczos", "50", "--seeds", "2",
                  "--out", str(tmp_path)]) == 0
@@ -417,6 +427,13 @@ def test_command_passes_gd_lanczos_to_every_seed(tmp_path):
     assert run.settings.gd_lanczos == 50
     assert "--gd-lanczos 50" in run.provenance["command"]
     assert "50 Lanczos steps" in (tmp_path / "grid.md").read_text(encoding="utf-8")
+    # its check grid follows gradient descent by Lanczos too, as the runs do
+    check = run.provenance["check"]
+    assert check["gd_lanczos"] == CHECK_LANCZOS
+    for row in INPUTS:
+        for method in METHODS:
+            assert check["psnr"][row][method] == pytest.approx(
+                check_now(CHECK_LANCZOS)[row][method], abs=1e-9)
 
 
 def test_command_runs_adam_from_noise_for_the_steps_asked(tmp_path, grid):
@@ -460,8 +477,10 @@ def test_stored_run_formats_as_the_runs_it_came_from(tmp_path, grid, grid_seed1)
 @pytest.mark.parametrize("name", ["medium", "cpu-coffee", "cpu-exact", "cpu-long"])
 def test_stored_run_matches_the_current_settings_and_code(name, check_now):
     """A shipped grid file: its settings are today's ``grid_settings`` of its scale and
-    image, three seeds, float64 on a CPU, made from a committed checkout; and the
-    test-scale grid stored beside it, recomputed now by today's code, agrees (else the
+    image (but for the landmarks, Adam's steps from iid noise and the gradient-descent
+    cells' method, which a file may choose), three seeds, float64 on a CPU, made from a
+    committed checkout; and the test-scale grid stored beside it, with the same method
+    for the gradient-descent cells, recomputed now by today's code, agrees (else the
     file is stale: rerun the command in its provenance)."""
     from ntkutils.reproduce import stored_grid, stored_grids
 
@@ -473,7 +492,9 @@ def test_stored_run_matches_the_current_settings_and_code(name, check_now):
     # Adam from iid noise run longer than the scale's default
     long = s.adam_steps_for("iid noise") != today.adam_steps_for("iid noise")
     assert s == dataclasses.replace(today, n_landmarks=s.n_landmarks,
-                                    adam_steps_noise=s.adam_steps_noise)
+                                    adam_steps_noise=s.adam_steps_noise,
+                                    gd_lanczos=s.gd_lanczos)
+    assert s.gd_lanczos is None or f"--gd-lanczos {s.gd_lanczos}" in g.provenance["command"]
     assert exact or s.n_landmarks == today.n_landmarks
     assert not long or s.adam_steps_for("iid noise") > today.adam_steps_for("iid noise")
     assert name == s.scale + ("" if s.image == "astronaut" else f"-{s.image}") + (
@@ -492,10 +513,13 @@ def test_stored_run_matches_the_current_settings_and_code(name, check_now):
             assert max(curve) == pytest.approx(values[0], abs=1e-3)  # rounded to 1e-4
     check = prov["check"]
     assert check["scale"] == "test" and check["seed"] == 0
+    lanczos = check.get("gd_lanczos")  # absent in files from before Lanczos: Nyström
+    assert (lanczos is None) == (s.gd_lanczos is None)
+    now = check_now(lanczos)
     for row in INPUTS:
         for method in METHODS:
             # seeded float64 runs agree to about 1e-10 dB across CPUs
-            assert check_now[row][method] == pytest.approx(check["psnr"][row][method], abs=1e-6)
+            assert now[row][method] == pytest.approx(check["psnr"][row][method], abs=1e-6)
 
 
 @pytest.mark.parametrize("row, method", [("iid noise", "GD + autoencoder"),

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .._checks import check_positive
 from ..images import _data_dir
 from .run import GridResult, _check_results, reproduce_grid
-from .settings import INPUTS, METHODS, GridSettings
+from .settings import INPUTS, METHODS, GridSettings, grid_settings
 
 __all__ = ["StoredGrid", "check_table", "load_runs", "save_runs", "stored_grid",
            "stored_grids"]
@@ -140,15 +140,36 @@ def _provenance(seconds: float, command: str, commit: str | None, **extra) -> di
             "seconds": round(float(seconds), 1), "command": command, **extra}
 
 
-def check_table() -> dict[str, dict[str, float]]:
+# Lanczos steps of the check grid when the stored runs follow gradient descent by Lanczos
+# (their own number of steps may exceed what the tiny check image allows).
+CHECK_LANCZOS = 64
+
+
+def check_table(gd_lanczos: int | None = None) -> dict[str, dict[str, float]]:
     """The grid at the tiny ``"test"`` scale, seed 0, float64 on the CPU (oracle PSNR).
 
     :func:`save_runs` stores it in the provenance of every data file: a test recomputes it
     and compares, so a stored run whose code has since changed its results is caught
     (seeded float64 runs agree to about 1e-10 dB across CPUs).
+
+    Parameters
+    ----------
+    gd_lanczos : int or None
+        The gradient-descent cells' method, as in the stored runs' settings: None,
+        Nyström (the test scale's landmarks); an int, Lanczos, with that many steps.
+
+    Examples
+    --------
+    >>> table = check_table(gd_lanczos=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: gd_lanczos must be an int >= 1 or None, got 0
     """
-    result = reproduce_grid("test", seed=0, device="cpu", dtype=torch.float64,
-                            progress=False)
+    if gd_lanczos is not None and (isinstance(gd_lanczos, bool)
+                                   or not isinstance(gd_lanczos, int) or gd_lanczos < 1):
+        raise ValueError(f"gd_lanczos must be an int >= 1 or None, got {gd_lanczos!r}")
+    settings = dataclasses.replace(grid_settings("test", seed=0), gd_lanczos=gd_lanczos)
+    result = reproduce_grid(settings=settings, device="cpu", dtype=torch.float64, progress=False)
     return result.psnr
 
 
@@ -222,11 +243,18 @@ def save_runs(runs: list[GridResult], path: str | Path, *, seconds: float,
         "provenance": _provenance(
             seconds, command, commit, device=first.device,
             dtype=str(first.cells[INPUTS[0]][METHODS[0]].psnr_curve.dtype),
-            check={"scale": "test", "seed": 0, "psnr": check_table()}),
+            check=_check(first.settings)),
     }
     path = Path(path)
     path.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
     return path
+
+
+def _check(settings: GridSettings) -> dict:
+    """The check grid for runs of these settings: Nyström or Lanczos, as theirs."""
+    lanczos = None if settings.gd_lanczos is None else CHECK_LANCZOS
+    return {"scale": "test", "seed": 0, "gd_lanczos": lanczos,
+            "psnr": check_table(gd_lanczos=lanczos)}
 
 
 def load_runs(path: str | Path) -> StoredGrid:
