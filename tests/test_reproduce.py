@@ -580,3 +580,91 @@ def test_commit_is_dirty_only_for_edits_to_the_package(tmp_path):
         assert store._git_commit() == clean  # the book is not the package
         (pkg / "core.py").write_text("x = 2\n")
         assert store._git_commit() == clean + "+dirty"
+
+
+def _edited_copy(path, out, edit):
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return out
+
+
+def test_merged_parts_are_the_file_of_all_seeds(grid, grid_seed1, tmp_path):
+    """Seeds run apart and merged give the file one run of both seeds writes."""
+    import json
+
+    from ntkutils.reproduce import load_runs, merge_runs, save_runs
+
+    a = save_runs([grid], tmp_path / "a.json", seconds=2.0, command="part 0")
+    b = save_runs([grid_seed1], tmp_path / "b.json", seconds=3.0, command="part 1")
+    both = save_runs([grid, grid_seed1], tmp_path / "both.json", seconds=5.0)
+    merged = merge_runs([b, a], tmp_path / "merged.json")  # in any order
+    m, w = (json.loads(p.read_text(encoding="utf-8")) for p in (merged, both))
+    for key in ("settings", "seeds", "noisy_psnr", "cells", "thumbnails"):
+        assert m[key] == w[key], key
+    back = load_runs(merged)
+    assert back.seeds == [0, 1] and back.provenance["seconds"] == 5.0
+    assert back.provenance["command"] == "part 0 ; part 1"
+    assert [p["command"] for p in back.provenance["parts"]] == ["part 0", "part 1"]
+    assert back.provenance["check"] == load_runs(a).provenance["check"]
+    assert format_table(back) == format_table([grid, grid_seed1])
+
+
+def test_merge_refuses_parts_that_do_not_belong_together(grid, grid_seed1, tmp_path):
+    from ntkutils.reproduce import merge_runs, save_runs
+
+    a = save_runs([grid], tmp_path / "a.json", seconds=2.0, command="part 0")
+    b = save_runs([grid_seed1], tmp_path / "b.json", seconds=3.0, command="part 1")
+    out = tmp_path / "m.json"
+    with pytest.raises(ValueError, match="different seeds"):
+        merge_runs([a, a], out)
+    with pytest.raises(ValueError, match="two or more"):
+        merge_runs([a], out)
+
+    def sigma(data):
+        data["settings"]["sigma"] = 15 / 255
+
+    with pytest.raises(ValueError, match="every setting but the seed"):
+        merge_runs([a, _edited_copy(b, tmp_path / "s.json", sigma)], out)
+
+    def stale(data):
+        data["provenance"]["check"]["psnr"]["iid noise"]["GD + autoencoder"] += 1e-3
+
+    with pytest.raises(ValueError, match="computes the same"):
+        merge_runs([a, _edited_copy(b, tmp_path / "c.json", stale)], out)
+
+    def lanczos(data):
+        data["provenance"]["check"]["gd_lanczos"] = 64
+
+    with pytest.raises(ValueError, match="computes the same"):
+        merge_runs([a, _edited_copy(b, tmp_path / "l.json", lanczos)], out)
+
+    def device(data):
+        data["provenance"]["dtype"] = "torch.float32"
+
+    with pytest.raises(ValueError, match="share the dtype"):
+        merge_runs([a, _edited_copy(b, tmp_path / "d.json", device)], out)
+    assert not out.exists()
+
+
+def test_merge_command(tmp_path, grid, grid_seed1, capsys):
+    from ntkutils.reproduce import load_runs, save_runs
+
+    a = save_runs([grid], tmp_path / "a.json", seconds=2.0, command="part 0")
+    b = save_runs([grid_seed1], tmp_path / "b.json", seconds=3.0, command="part 1")
+    out = tmp_path / "grid.json"
+    assert main(["merge", str(a), str(b), "--out", str(out)]) == 0
+    assert load_runs(out).seeds == [0, 1]
+    assert "seeds [0, 1]" in capsys.readouterr().out
+    for argv, message in [
+            ([str(a)], "two or more"),
+            ([str(a), str(b), "--out", str(tmp_path / "g.txt")], "--out must be a .json"),
+            ([str(a), str(b), "--out", str(a)], "--out must not be one of the parts"),
+            ([str(a), str(a)], "the parts must hold different seeds"),
+            ([str(a), str(tmp_path / "none.json")], "does not exist")]:
+        if "--out" not in argv:
+            argv = argv + ["--out", str(tmp_path / "x.json")]
+        assert main(["merge", *argv]) == 2
+        assert message in capsys.readouterr().err, argv

@@ -28,8 +28,8 @@ from ._checks import NTKUtilsError, check_device
 from .denoise import WindowedDenoiseInfo, ntk_denoise
 from .images import estimate_sigma, list_images, psnr, to_chw, to_hwc
 from .reproduce import (format_readings, format_settings, format_table, grid_settings,
-                        plot_grid, reproduce_grid, save_runs, save_width_study,
-                        width_study)
+                        load_runs, merge_runs, plot_grid, reproduce_grid, save_runs,
+                        save_width_study, width_study)
 from .reproduce.store import _git_commit
 
 __all__ = ["main", "read_png", "write_png"]
@@ -478,7 +478,35 @@ def _parser() -> argparse.ArgumentParser:
                      "e.g. 32,64,128,256; writes DIR/widths.md and DIR/widths.json "
                      "(float64 on the CPU)")
     rep.set_defaults(run=_reproduce)
+    mer = sub.add_parser(
+        "merge", help="join grid runs of other seeds into one data file",
+        description="Join grid.json files of `reproduce` with the same settings and other "
+        "seeds (e.g. --seed 0 --seeds 2 and --seed 2, run in separate sessions) into one "
+        "data file, as `reproduce --seeds 3` would have written it; the parts' check "
+        "grids must agree (the same code made them).",
+    )
+    mer.add_argument("parts", nargs="+", help="two or more grid.json files")
+    mer.add_argument("--out", required=True, help="the merged file (a .json path)")
+    mer.set_defaults(run=_merge)
     return parser
+
+
+def _merge(args: argparse.Namespace) -> None:
+    if len(args.parts) < 2:
+        raise CommandError(f"merge needs two or more grid.json files, got {len(args.parts)}")
+    out = Path(args.out)
+    if out.suffix != ".json" or out.is_dir():
+        raise CommandError(f"--out must be a .json file path, got {args.out}")
+    if any(out.resolve() == Path(p).resolve() for p in args.parts):
+        raise CommandError(f"--out must not be one of the parts, got {args.out}")
+    if not out.parent.is_dir():
+        raise CommandError(f"--out: the folder {out.parent} does not exist")
+    try:
+        merged = load_runs(merge_runs(args.parts, out))
+    except ValueError as err:
+        raise CommandError(str(err).replace("paths must", "the parts must", 1)) from None
+    print(format_table(merged))
+    print(f"seeds {merged.seeds}; wrote {out}")
 
 
 def main(argv: list[str] | None = None) -> int:

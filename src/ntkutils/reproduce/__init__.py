@@ -23,7 +23,8 @@ from .readings import READINGS, Reading, poster_readings
 from .report import (format_readings, format_settings, format_table, plot_curves,
                      plot_grid)
 from .run import GridCell, GridResult, grid_cell, reproduce_grid
-from .store import StoredGrid, load_runs, save_runs, stored_grid, stored_grids
+from .store import (StoredGrid, load_runs, merge_runs, save_runs, stored_grid,
+                    stored_grids)
 from .settings import INPUTS, METHODS, POSTER_PSNR, GridSettings, grid_settings
 from .width import (WidthStudy, load_width_study, save_width_study, stored_width_study,
                     width_study)
@@ -45,6 +46,7 @@ __all__ = [
     "grid_cell",
     "grid_settings",
     "load_runs",
+    "merge_runs",
     "load_width_study",
     "poster_readings",
     "plot_curves",

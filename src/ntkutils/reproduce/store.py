@@ -8,8 +8,10 @@ wall time.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -25,8 +27,8 @@ from ..images import _data_dir
 from .run import GridResult, _check_results, reproduce_grid
 from .settings import INPUTS, METHODS, GridSettings, grid_settings
 
-__all__ = ["StoredGrid", "check_table", "load_runs", "save_runs", "stored_grid",
-           "stored_grids"]
+__all__ = ["StoredGrid", "check_table", "load_runs", "merge_runs", "save_runs",
+           "stored_grid", "stored_grids"]
 
 FORMAT = "ntkutils-grid-1"
 THUMBNAIL = 32  # side of the stored estimates, in pixels
@@ -291,6 +293,96 @@ def load_runs(path: str | Path) -> StoredGrid:
               for k, v in data["thumbnails"].items()}
     return StoredGrid(settings=settings, seeds=data["seeds"], noisy_psnr=data["noisy_psnr"],
                       cells=data["cells"], thumbnails=thumbs, provenance=data["provenance"])
+
+
+def merge_runs(paths: list[str | Path], out: str | Path) -> Path:
+    """One data file from several of the same settings and other seeds.
+
+    A long run (the medium scale takes hours on two cores) can then be computed a few
+    seeds at a time, in separate sessions, and stored as one.  The parts must agree in
+    every setting but the seed, in the device and dtype, and in their check grids (to
+    1e-6 dB: the code that made them computes the same); their seeds must not overlap.
+
+    Parameters
+    ----------
+    paths : list of str or Path
+        Data files from :func:`save_runs`, two or more.
+    out : str or Path
+        The file to write (``.json``).
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    The merged file lists the seeds in increasing order; its thumbnails are the lowest
+    seed's.  Its provenance is that part's (commit, date, CPU, torch), with ``seconds``
+    the sum of the parts', ``command`` their commands joined by ``" ; "``, and ``parts``
+    every part's own provenance but its check.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ntkutils.reproduce import reproduce_grid
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> parts = [save_runs([reproduce_grid("test", seed=s, progress=False)],
+    ...                    folder / f"seed{s}.json", seconds=1.0, command=f"seed {s}")
+    ...          for s in (1, 0)]
+    >>> both = load_runs(merge_runs(parts, folder / "grid.json"))
+    >>> both.seeds, both.provenance["seconds"], both.provenance["command"]
+    ([0, 1], 2.0, 'seed 0 ; seed 1')
+    """
+    if isinstance(paths, (str, Path)) or not hasattr(paths, "__len__") or len(paths) < 2:
+        raise ValueError(f"paths must be a list of two or more grid data files, got "
+                         f"{paths!r}")
+    pairs = sorted(((Path(p), load_runs(p)) for p in paths), key=lambda pg: pg[1].seeds[0])
+    paths, parts = [p for p, _ in pairs], [g for _, g in pairs]
+    first = parts[0]
+    seeds = [k for g in parts for k in g.seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"paths must hold different seeds, got seeds {seeds}")
+    for path, g in zip(paths, parts):
+        if dataclasses.replace(g.settings, seed=0) != dataclasses.replace(first.settings,
+                                                                            seed=0):
+            raise ValueError(f"paths must share every setting but the seed: {path} "
+                             f"differs from the part of seed {first.seeds[0]}")
+        for key in ("device", "dtype"):
+            if g.provenance.get(key) != first.provenance.get(key):
+                raise ValueError(f"paths must share the {key}: {g.provenance.get(key)} "
+                                 f"against {first.provenance.get(key)}")
+        check, ref = g.provenance["check"], first.provenance["check"]
+        same = check.get("gd_lanczos") == ref.get("gd_lanczos") and all(
+            abs(check["psnr"][i][m] - ref["psnr"][i][m]) <= 1e-6
+            for i in INPUTS for m in METHODS)
+        if not same:
+            raise ValueError(f"paths must come from code that computes the same: the "
+                             f"check grid of {path} differs from the part of seed "
+                             f"{first.seeds[0]}'s")
+    order = sorted(range(len(seeds)), key=seeds.__getitem__)
+    cells = {name: {method: {key: [v for g in parts
+                                   for v in g.cells[name][method][key]]
+                             for key in first.cells[name][method]}
+                    for method in METHODS} for name in INPUTS}
+    for row in cells.values():
+        for cell in row.values():
+            for key, values in cell.items():
+                cell[key] = [values[k] for k in order]
+    noisy = [v for g in parts for v in g.noisy_psnr]
+    provenance = dict(first.provenance)
+    provenance["seconds"] = round(sum(g.provenance["seconds"] for g in parts), 1)
+    provenance["command"] = " ; ".join(g.provenance["command"] for g in parts)
+    provenance["parts"] = [{k: v for k, v in g.provenance.items()
+                            if k not in ("check", "parts")} for g in parts]
+    data = {"format": FORMAT, "settings": dataclasses.asdict(
+                dataclasses.replace(first.settings, seed=min(seeds))),
+            "seeds": sorted(seeds), "noisy_psnr": [noisy[k] for k in order],
+            "cells": cells, "provenance": provenance,
+            # as stored (bytes), not as read back (floats)
+            "thumbnails": json.loads(paths[0].read_text(encoding="utf-8"))["thumbnails"]}
+    out = Path(out)
+    out.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+    return out
 
 
 def stored_grids() -> list[str]:
