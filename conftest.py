@@ -23,9 +23,9 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 os.environ.pop("NTK_PAPER_SCALE", None)
 
 
-# The costliest test units, longest first (measured on a 2-core CI machine, one thread
-# per process: a chapter's nbval run or its student copy takes 4 to 14 minutes, chapter 7
-# the most).  `make test` runs two processes (pytest-xdist): starting the long units first
+# The costliest test units, longest first (measured in CI's run on a 2-core machine, one
+# thread per process, under SSE4.1: a chapter's nbval run or its student copy takes 3 to
+# 8 minutes, chapter 7's about 20).  `make test` runs two processes (pytest-xdist): starting the long units first
 # lets the short package tests fill in at the end, so neither process is left idle while
 # the other finishes a chapter.
 LONGEST_FIRST = ("07_", "06_", "01_", "05_", "02_", "03_", "04_")
