@@ -25,9 +25,9 @@ os.environ.pop("NTK_PAPER_SCALE", None)
 
 # The costliest test units, longest first (measured in CI's run on a 2-core machine, one
 # thread per process, under SSE4.1: a chapter's nbval run or its student copy takes 3 to
-# 8 minutes, chapter 7's about 20).  `make test` runs two processes (pytest-xdist): starting the long units first
-# lets the short package tests fill in at the end, so neither process is left idle while
-# the other finishes a chapter.
+# 8 minutes, chapter 7's about 20).  `make test` runs two processes (pytest-xdist):
+# starting the long units first lets the short package tests fill in at the end, so
+# neither process is left idle while the other finishes a chapter.
 LONGEST_FIRST = ("07_", "06_", "01_", "05_", "02_", "03_", "04_")
 STUDENT_RUN = "test_student_copy_runs_with_only_the_exercises_failing"
 

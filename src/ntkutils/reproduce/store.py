@@ -170,8 +170,15 @@ def check_table(gd_lanczos: int | None = None) -> dict[str, dict[str, float]]:
     if gd_lanczos is not None and (isinstance(gd_lanczos, bool)
                                    or not isinstance(gd_lanczos, int) or gd_lanczos < 1):
         raise ValueError(f"gd_lanczos must be an int >= 1 or None, got {gd_lanczos!r}")
+    return copy.deepcopy(_check_table(gd_lanczos))
+
+
+@functools.lru_cache(maxsize=None)
+def _check_table(gd_lanczos: int | None) -> dict[str, dict[str, float]]:
+    """:func:`check_table`, computed once per process (the code does not change in it)."""
     settings = dataclasses.replace(grid_settings("test", seed=0), gd_lanczos=gd_lanczos)
-    result = reproduce_grid(settings=settings, device="cpu", dtype=torch.float64, progress=False)
+    result = reproduce_grid(settings=settings, device="cpu", dtype=torch.float64,
+                            progress=False)
     return result.psnr
 
 
