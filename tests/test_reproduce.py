@@ -59,18 +59,11 @@ def grid_seed1():
 
 @pytest.fixture(scope="module")
 def check_now():
-    """The stored files' check grid, recomputed by today's code, once per method of the
-    gradient-descent cells (``check_now(gd_lanczos)``: None for Nyström)."""
+    """The stored files' check grid, recomputed by today's code (``check_now(gd_lanczos)``:
+    None for Nyström); ``check_table`` computes each method once per process."""
     from ntkutils.reproduce.store import check_table
 
-    tables = {}
-
-    def table(gd_lanczos=None):
-        if gd_lanczos not in tables:
-            tables[gd_lanczos] = check_table(gd_lanczos=gd_lanczos)
-        return tables[gd_lanczos]
-
-    return table
+    return check_table
 
 
 def test_every_cell_has_a_finite_psnr_that_matches_its_image(grid):
